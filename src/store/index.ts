@@ -1,0 +1,51 @@
+/**
+ * The document store: one connection chosen from configuration (Postgres when a URL is given, else
+ * PGlite on disk when a data directory is given, else PGlite in memory), migrated at open.
+ */
+import { fileURLToPath } from "node:url";
+import { DocumentCollection } from "./collection.ts";
+import { openPglite } from "./driver/pglite.ts";
+import { openPostgres } from "./driver/postgres.ts";
+import type { Driver } from "./driver/types.ts";
+import { COLLECTION_NAMES, type CollectionName } from "./schema.ts";
+
+export { type Doc, DocumentCollection, StoreError } from "./collection.ts";
+export { conditionsToFilter } from "./mongo/conditions.ts";
+export { QueryError } from "./mongo/errors.ts";
+export type { CollectionName } from "./schema.ts";
+
+export interface StoreConfig {
+  dataDir?: string;
+  databaseUrl?: string;
+}
+
+export interface Store {
+  readonly kind: Driver["kind"];
+  collection(name: CollectionName): DocumentCollection;
+  close(): Promise<void>;
+}
+
+const MIGRATIONS = fileURLToPath(new URL("../../migrations", import.meta.url));
+
+/** The storage configuration a server verb gets from its flags and environment. */
+export const storeConfigFrom = (flags: { dataDir?: string }, env = process.env): StoreConfig => ({
+  dataDir: flags.dataDir,
+  databaseUrl: env.DATABASE_URL || undefined,
+});
+
+export const openStore = async (config: StoreConfig = {}): Promise<Store> => {
+  const driver = config.databaseUrl
+    ? await openPostgres(config.databaseUrl)
+    : await openPglite(config.dataDir);
+  await driver.migrate(MIGRATIONS);
+  const collections = new Map(COLLECTION_NAMES.map((n) => [n, new DocumentCollection(driver, n)]));
+  return {
+    kind: driver.kind,
+    collection: (name) => {
+      const c = collections.get(name);
+      if (!c) throw new Error(`unknown collection ${name}`);
+      return c;
+    },
+    close: () => driver.close(),
+  };
+};

@@ -1,0 +1,539 @@
+/**
+ * MongoDB query filter -> parameterized SQL over a JSONB column. Pure: no driver, no I/O.
+ *
+ * Most predicates become one lax-mode jsonpath predicate (`doc @@ $n::jsonpath`), which the GIN
+ * jsonb_path_ops index serves. Lax mode walks arrays the way MongoDB does (a path through an array
+ * visits its elements; a filter on a leaf array visits its elements), and every comparison carries a
+ * type guard so that MongoDB's type bracketing holds and lax mode's extra unwrapping of nested arrays
+ * never matches. What jsonpath cannot say exactly (equality with objects or arrays, $elemMatch) is an
+ * SQL EXISTS over `jsonb_path_query`, ANDed with a jsonpath pre-filter that is a necessary condition
+ * so the index still narrows the scan.
+ */
+import { fail } from "./errors.ts";
+import { jpKey, jpScalar, jpString, jpType } from "./jsonpath.ts";
+import type { SqlParams } from "./sql.ts";
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type Filter = Record<string, unknown>;
+
+/** The compiled form: jsonpath leaves merge into one `@@`; SQL leaves render against a column. */
+export type Pred =
+  | { k: "jp"; expr: string }
+  | { k: "sql"; render: (col: string, p: SqlParams, depth: number) => string }
+  | { k: "and" | "or"; items: Pred[] }
+  | { k: "not"; item: Pred }
+  | { k: "const"; value: boolean };
+
+/** A way to reach the values at a path: items of `parent`, then `step` (a key or an array index). */
+interface Alt {
+  parent: string;
+  step: string;
+}
+
+const MAX_DEPTH = 32;
+const MAX_NUMERIC_SEGMENTS = 4;
+
+const FIELD_OPERATORS = new Set([
+  "$eq",
+  "$ne",
+  "$gt",
+  "$gte",
+  "$lt",
+  "$lte",
+  "$in",
+  "$nin",
+  "$not",
+  "$exists",
+  "$type",
+  "$regex",
+  "$options",
+  "$size",
+  "$all",
+  "$elemMatch",
+]);
+
+const TRUE: Pred = { k: "const", value: true };
+const FALSE: Pred = { k: "const", value: false };
+
+const and = (items: Pred[]): Pred => {
+  const flat: Pred[] = [];
+  for (const item of items) {
+    if (item.k === "const") {
+      if (!item.value) return FALSE;
+      continue;
+    }
+    if (item.k === "and") flat.push(...item.items);
+    else flat.push(item);
+  }
+  if (flat.length === 0) return TRUE;
+  return flat.length === 1 ? flat[0]! : { k: "and", items: flat };
+};
+
+const or = (items: Pred[]): Pred => {
+  const flat: Pred[] = [];
+  for (const item of items) {
+    if (item.k === "const") {
+      if (item.value) return TRUE;
+      continue;
+    }
+    if (item.k === "or") flat.push(...item.items);
+    else flat.push(item);
+  }
+  if (flat.length === 0) return FALSE;
+  return flat.length === 1 ? flat[0]! : { k: "or", items: flat };
+};
+
+const not = (item: Pred): Pred => {
+  if (item.k === "const") return { k: "const", value: !item.value };
+  if (item.k === "not") return item.item;
+  return { k: "not", item };
+};
+
+const jp = (expr: string): Pred => ({ k: "jp", expr });
+
+export const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+const isNumericSegment = (s: string): boolean => /^(0|[1-9][0-9]*)$/.test(s);
+
+/** Splits and checks a dotted field path. */
+export const parsePath = (path: string, at = path): string[] => {
+  if (path.length === 0) fail("bad_path", "field path must not be empty", at);
+  const segments = path.split(".");
+  for (const s of segments) {
+    if (s.length === 0) fail("bad_path", `field path '${path}' has an empty segment`, at);
+    if (s.startsWith("$")) fail("bad_path", `field path '${path}' has a segment starting with '$'`, at);
+  }
+  return segments;
+};
+
+/** Every way MongoDB's traversal reaches the values at `segments`, as lax jsonpath. */
+const alternatives = (root: string, segments: string[], at: string): Alt[] => {
+  const numeric = segments.slice(1).filter(isNumericSegment).length;
+  if (numeric > MAX_NUMERIC_SEGMENTS)
+    fail("bad_path", `field path '${at}' has more than ${MAX_NUMERIC_SEGMENTS} numeric segments`, at);
+  let alts: Alt[] = [{ parent: root, step: jpKey(segments[0]!) }];
+  for (const seg of segments.slice(1)) {
+    const next: Alt[] = [];
+    for (const { parent, step } of alts) {
+      if (isNumericSegment(seg)) {
+        // An array value is indexed; any other value is looked up by the key "n".
+        next.push({ parent: `${parent} ? (@${step}.type() == "array")${step}`, step: `[${seg}]` });
+        next.push({ parent: `${parent} ? (@${step}.type() != "array")${step}`, step: jpKey(seg) });
+      } else {
+        next.push({ parent: `${parent}${step}`, step: jpKey(seg) });
+      }
+    }
+    alts = next;
+  }
+  return alts;
+};
+
+const full = (a: Alt): string => `${a.parent}${a.step}`;
+
+/** Some value at the path (leaf arrays visited element by element) satisfies `cond` (on `@`). */
+const anyValue = (alts: Alt[], cond: string): Pred =>
+  or(alts.map((a) => jp(`exists(${full(a)} ? (${cond}))`)));
+
+/** Some whole value at the path (leaf arrays not unwrapped) satisfies `cond(w)`. */
+const anyWhole = (alts: Alt[], cond: (w: string) => string): Pred =>
+  or(alts.map((a) => jp(`exists(${a.parent} ? (${cond(`@${a.step}`)}))`)));
+
+/** The path is missing somewhere along MongoDB's traversal (so `null` equality matches). */
+const missing = (root: string, segments: string[], alts: Alt[]): Pred => {
+  if (segments.slice(1).some(isNumericSegment)) return not(or(alts.map((a) => jp(`exists(${full(a)})`))));
+  const parts: Pred[] = [];
+  let prefix = root;
+  for (const seg of segments) {
+    parts.push(jp(`exists(${prefix} ? (@.type() != "object" || !exists(@${jpKey(seg)})))`));
+    prefix += jpKey(seg);
+  }
+  return or(parts);
+};
+
+const scalarEq = (value: unknown, at: string): string =>
+  `@.type() == ${jpString(jpType(value))} && @ == ${jpScalar(value, at)}`;
+
+/**
+ * A necessary condition, in lax jsonpath, for a value at `path` to equal `value` or to have it as an
+ * element: only used to let the index narrow an exact SQL check.
+ */
+const containsPrefilter = (path: string, value: unknown, at: string): Pred => {
+  if (Array.isArray(value)) {
+    return and(
+      value.filter((v) => !isPlainObject(v) && !Array.isArray(v)).map((v) => containsPrefilter(path, v, at)),
+    );
+  }
+  if (isPlainObject(value)) {
+    return and(Object.entries(value).map(([k, v]) => containsPrefilter(`${path}${jpKey(k)}`, v, at)));
+  }
+  return jp(`exists(${path} ? (@ == ${jpScalar(value, at)}))`);
+};
+
+const sqlExists = (alts: Alt[], where: (v: string, p: SqlParams, depth: number) => string): Pred =>
+  or(
+    alts.map((a) => ({
+      k: "sql" as const,
+      render: (col: string, p: SqlParams, depth: number) => {
+        const v = `v${depth}`;
+        return `EXISTS (SELECT 1 FROM jsonb_path_query(${col}, ${p.param(`lax ${full(a)}`, "jsonpath")}) AS ${v} WHERE ${where(v, p, depth)})`;
+      },
+    })),
+  );
+
+const elementsOf = (v: string): string =>
+  `jsonb_array_elements(CASE WHEN jsonb_typeof(${v}) = 'array' THEN ${v} ELSE '[]'::jsonb END)`;
+
+/** Equality with MongoDB's rules: null matches missing, leaf arrays match by element too. */
+const eq = (root: string, segments: string[], alts: Alt[], value: unknown, at: string): Pred => {
+  if (value === undefined) return fail("bad_value", `${at}: a value is required`, at);
+  if (value === null) return or([anyValue(alts, `@.type() == "null"`), missing(root, segments, alts)]);
+  if (!isPlainObject(value) && !Array.isArray(value)) return anyValue(alts, scalarEq(value, at));
+  const json = JSON.stringify(value);
+  const exact = sqlExists(alts, (v, p, depth) => {
+    const e = `e${depth}`;
+    const val = p.param(json, "jsonb");
+    return `(${v} = ${val} OR EXISTS (SELECT 1 FROM ${elementsOf(v)} AS ${e} WHERE ${e} = ${val}))`;
+  });
+  const pre = or(alts.map((a) => containsPrefilter(full(a), value, at)));
+  return withPrefilter(exact, pre);
+};
+
+const withPrefilter = (exact: Pred, pre: Pred): Pred => {
+  if (pre.k === "const") return exact;
+  return and([pre, exact]);
+};
+
+const TYPE_CONDITIONS: Record<string, string> = {
+  double: `@.type() == "number"`,
+  number: `@.type() == "number"`,
+  decimal: `@.type() == "number"`,
+  int: `@.type() == "number" && @ == @.floor()`,
+  long: `@.type() == "number" && @ == @.floor()`,
+  string: `@.type() == "string"`,
+  object: `@.type() == "object"`,
+  bool: `@.type() == "boolean"`,
+  null: `@.type() == "null"`,
+};
+const TYPE_CODES: Record<number, string> = {
+  1: "double",
+  2: "string",
+  3: "object",
+  4: "array",
+  8: "bool",
+  10: "null",
+  16: "int",
+  18: "long",
+  19: "decimal",
+};
+// BSON types JSON cannot hold: valid in a query, never matched.
+const UNREPRESENTABLE_TYPES = new Set([
+  "binData",
+  "undefined",
+  "objectId",
+  "date",
+  "regex",
+  "dbPointer",
+  "javascript",
+  "symbol",
+  "timestamp",
+  "minKey",
+  "maxKey",
+]);
+const UNREPRESENTABLE_CODES = new Set([-1, 5, 6, 7, 9, 11, 12, 13, 14, 17, 127]);
+
+const typeMatch = (alts: Alt[], spec: unknown, at: string): Pred => {
+  const specs = Array.isArray(spec) ? spec : [spec];
+  if (specs.length === 0) fail("bad_value", `${at}: $type needs at least one type`, at);
+  return or(
+    specs.map((s): Pred => {
+      let name: string | undefined;
+      if (typeof s === "number") {
+        if (UNREPRESENTABLE_CODES.has(s)) return FALSE;
+        name = TYPE_CODES[s];
+      } else if (typeof s === "string") {
+        if (UNREPRESENTABLE_TYPES.has(s)) return FALSE;
+        name = s;
+      }
+      if (name === "array") return anyWhole(alts, (w) => `${w}.type() == "array"`);
+      const cond = name === undefined ? undefined : TYPE_CONDITIONS[name];
+      if (cond === undefined) return fail("bad_type", `${at}: unknown $type ${JSON.stringify(s)}`, at);
+      return anyValue(alts, cond);
+    }),
+  );
+};
+
+const REGEX_OPTIONS = /^[imsx]*$/;
+
+const regexMatch = (alts: Alt[], pattern: unknown, options: unknown, at: string): Pred => {
+  if (typeof pattern !== "string") fail("bad_value", `${at}: $regex must be a string`, at);
+  const opts = options === undefined ? "" : options;
+  if (typeof opts !== "string" || !REGEX_OPTIONS.test(opts))
+    fail("bad_value", `${at}: $options must be a string of the flags i, m, s, x`, at);
+  try {
+    new RegExp(pattern as string);
+  } catch (e) {
+    fail("bad_regex", `${at}: invalid $regex: ${(e as Error).message}`, at);
+  }
+  const flag = opts ? ` flag ${jpString(opts as string)}` : "";
+  return anyValue(alts, `@.type() == "string" && @ like_regex ${jpString(pattern as string)}${flag}`);
+};
+
+const COMPARISON: Record<string, string> = { $gt: ">", $gte: ">=", $lt: "<", $lte: "<=" };
+
+const compare = (
+  root: string,
+  segments: string[],
+  alts: Alt[],
+  op: string,
+  value: unknown,
+  at: string,
+): Pred => {
+  if (value === null) {
+    // MongoDB: $gte/$lte null mean equality with null (missing included); $gt/$lt null match nothing.
+    return op === "$gte" || op === "$lte" ? eq(root, segments, alts, null, at) : FALSE;
+  }
+  if (isPlainObject(value) || Array.isArray(value))
+    return fail("unsupported", `${at}: ${op} with an object or array value is not supported`, at);
+  return anyValue(
+    alts,
+    `@.type() == ${jpString(jpType(value))} && @ ${COMPARISON[op]} ${jpScalar(value, at)}`,
+  );
+};
+
+/** `$elemMatch`: one element of an array at the path satisfies the whole condition. */
+const elemMatch = (root: string, alts: Alt[], spec: unknown, at: string, depth: number): Pred => {
+  if (!isPlainObject(spec)) return fail("bad_value", `${at}: $elemMatch needs an object`, at);
+  const keys = Object.keys(spec);
+  const valueForm = keys.length > 0 && keys.every((k) => k.startsWith("$") && FIELD_OPERATORS.has(k));
+  if (valueForm) {
+    // Each element is wrapped as {"v": element} so the operators apply to it like to a field.
+    const inner = compileField("$", ["v"], spec, `${at}.$elemMatch`, depth + 1);
+    const exact = sqlExists(alts, (v, p, d) => {
+      const e = `e${d}`;
+      return `EXISTS (SELECT 1 FROM ${elementsOf(v)} AS ${e} WHERE ${render(inner, `jsonb_build_object('v', ${e})`, p, d + 1)})`;
+    });
+    return withPrefilter(exact, necessary(compileOperators(root, [], alts, spec, at, depth + 1)));
+  }
+  const inner = compileFilterAt("$", spec, `${at}.$elemMatch`, depth + 1);
+  const exact = sqlExists(alts, (v, p, d) => {
+    const e = `e${d}`;
+    return `EXISTS (SELECT 1 FROM ${elementsOf(v)} AS ${e} WHERE jsonb_typeof(${e}) = 'object' AND ${render(inner, e, p, d + 1)})`;
+  });
+  const pre = or(alts.map((a) => necessary(compileFilterAt(full(a), spec, `${at}.$elemMatch`, depth + 1))));
+  return withPrefilter(exact, pre);
+};
+
+/**
+ * The part of a predicate that every match must satisfy, kept only where it is jsonpath (for the
+ * index). Negations give nothing: a superset of matches cannot be derived from them.
+ */
+const necessary = (pred: Pred): Pred => {
+  switch (pred.k) {
+    case "jp":
+      return pred;
+    case "and":
+      return and(pred.items.map(necessary).filter((p) => p.k !== "const"));
+    case "or": {
+      const parts = pred.items.map(necessary);
+      return parts.some((p) => p.k === "const") ? TRUE : or(parts);
+    }
+    default:
+      return TRUE;
+  }
+};
+
+const checkDepth = (depth: number, at: string): void => {
+  if (depth > MAX_DEPTH) fail("too_deep", `filter nests more than ${MAX_DEPTH} levels`, at);
+};
+
+const compileOperators = (
+  root: string,
+  segments: string[],
+  alts: Alt[],
+  ops: Record<string, unknown>,
+  at: string,
+  depth: number,
+): Pred => {
+  checkDepth(depth, at);
+  const parts: Pred[] = [];
+  for (const [op, value] of Object.entries(ops)) {
+    const opAt = `${at}.${op}`;
+    switch (op) {
+      case "$eq":
+        parts.push(eq(root, segments, alts, value, opAt));
+        break;
+      case "$ne":
+        parts.push(not(eq(root, segments, alts, value, opAt)));
+        break;
+      case "$gt":
+      case "$gte":
+      case "$lt":
+      case "$lte":
+        parts.push(compare(root, segments, alts, op, value, opAt));
+        break;
+      case "$in":
+      case "$nin": {
+        if (!Array.isArray(value)) fail("bad_value", `${opAt}: ${op} needs an array`, opAt);
+        const any = or((value as unknown[]).map((v, i) => eq(root, segments, alts, v, `${opAt}.${i}`)));
+        parts.push(op === "$in" ? any : not(any));
+        break;
+      }
+      case "$not":
+        if (!isPlainObject(value) || Object.keys(value).length === 0)
+          fail("bad_value", `${opAt}: $not needs a non-empty object of operators`, opAt);
+        parts.push(
+          not(compileOperators(root, segments, alts, value as Record<string, unknown>, opAt, depth + 1)),
+        );
+        break;
+      case "$exists": {
+        if (typeof value !== "boolean" && typeof value !== "number")
+          fail("bad_value", `${opAt}: $exists needs true or false`, opAt);
+        const some = or(alts.map((a) => jp(`exists(${full(a)})`)));
+        parts.push(value ? some : not(some));
+        break;
+      }
+      case "$type":
+        parts.push(typeMatch(alts, value, opAt));
+        break;
+      case "$regex":
+        parts.push(regexMatch(alts, value, ops.$options, opAt));
+        break;
+      case "$options":
+        if (!("$regex" in ops)) fail("bad_value", `${opAt}: $options needs $regex`, opAt);
+        break;
+      case "$size": {
+        if (typeof value !== "number" || !Number.isInteger(value) || value < 0)
+          fail("bad_value", `${opAt}: $size needs a non-negative integer`, opAt);
+        parts.push(anyWhole(alts, (w) => `${w}.type() == "array" && ${w}.size() == ${value}`));
+        break;
+      }
+      case "$all": {
+        if (!Array.isArray(value)) fail("bad_value", `${opAt}: $all needs an array`, opAt);
+        const items = value as unknown[];
+        if (items.length === 0) {
+          parts.push(FALSE);
+          break;
+        }
+        parts.push(
+          and(
+            items.map((v, i) => {
+              const itemAt = `${opAt}.${i}`;
+              if (isPlainObject(v) && Object.keys(v).length === 1 && "$elemMatch" in v)
+                return elemMatch(root, alts, v.$elemMatch, itemAt, depth + 1);
+              return eq(root, segments, alts, v, itemAt);
+            }),
+          ),
+        );
+        break;
+      }
+      case "$elemMatch":
+        parts.push(elemMatch(root, alts, value, opAt, depth));
+        break;
+      default:
+        fail("unknown_operator", `unknown operator ${op} at ${at}`, opAt);
+    }
+  }
+  return and(parts);
+};
+
+export const compileField = (
+  root: string,
+  segments: string[],
+  value: unknown,
+  at: string,
+  depth: number,
+): Pred => {
+  const alts = alternatives(root, segments, at);
+  if (isPlainObject(value)) {
+    const keys = Object.keys(value);
+    const dollar = keys.filter((k) => k.startsWith("$"));
+    if (dollar.length > 0) {
+      if (dollar.length !== keys.length)
+        fail("bad_value", `${at}: cannot mix operators and fields in one object`, at);
+      return compileOperators(root, segments, alts, value, at, depth + 1);
+    }
+  }
+  return eq(root, segments, alts, value, at);
+};
+
+const compileLogical = (op: string, value: unknown, root: string, at: string, depth: number): Pred => {
+  if (!Array.isArray(value) || value.length === 0)
+    return fail("bad_value", `${at}: ${op} needs a non-empty array of filters`, at);
+  const items = value.map((f, i) => {
+    if (!isPlainObject(f)) fail("bad_value", `${at}.${i}: expected a filter object`, `${at}.${i}`);
+    return compileFilterAt(root, f as Filter, `${at}.${i}`, depth + 1);
+  });
+  if (op === "$and") return and(items);
+  return op === "$or" ? or(items) : not(or(items));
+};
+
+const compileFilterAt = (root: string, filter: unknown, at: string, depth: number): Pred => {
+  checkDepth(depth, at);
+  if (!isPlainObject(filter)) return fail("bad_filter", `${at || "filter"}: a filter must be an object`, at);
+  const parts: Pred[] = [];
+  for (const [key, value] of Object.entries(filter)) {
+    const keyAt = at ? `${at}.${key}` : key;
+    if (key === "$and" || key === "$or" || key === "$nor") {
+      parts.push(compileLogical(key, value, root, keyAt, depth));
+    } else if (key === "$comment") {
+      // MongoDB ignores comments when matching.
+    } else if (key.startsWith("$")) {
+      fail("unknown_operator", `unknown top-level operator ${key}`, keyAt);
+    } else {
+      parts.push(compileField(root, parsePath(key, keyAt), value, keyAt, depth));
+    }
+  }
+  return and(parts);
+};
+
+/** Compiles a MongoDB filter; throws QueryError naming the operator or field at fault. */
+export const compileFilter = (filter: unknown): Pred => compileFilterAt("$", filter ?? {}, "", 0);
+
+const toJp = (pred: Pred): string | undefined => {
+  switch (pred.k) {
+    case "jp":
+      return pred.expr;
+    case "and":
+    case "or": {
+      const parts = pred.items.map(toJp);
+      if (parts.some((p) => p === undefined)) return undefined;
+      return parts.map((p) => `(${p})`).join(pred.k === "and" ? " && " : " || ");
+    }
+    case "not": {
+      const inner = toJp(pred.item);
+      return inner === undefined ? undefined : `!(${inner})`;
+    }
+    default:
+      return undefined;
+  }
+};
+
+/** Renders a compiled predicate as an SQL boolean over `col` (a jsonb expression). */
+export const render = (pred: Pred, col: string, p: SqlParams, depth = 0): string => {
+  const whole = toJp(pred);
+  if (whole !== undefined) return `(${col} @@ ${p.param(whole, "jsonpath")})`;
+  switch (pred.k) {
+    case "const":
+      return pred.value ? "TRUE" : "FALSE";
+    case "sql":
+      return pred.render(col, p, depth);
+    case "not":
+      return `(NOT ${render(pred.item, col, p, depth)})`;
+    case "and":
+    case "or": {
+      // Jsonpath siblings go together into one `@@` so the index sees them at once.
+      const jps = pred.items.filter((i) => toJp(i) !== undefined);
+      const rest = pred.items.filter((i) => toJp(i) === undefined);
+      const group: Pred[] = jps.length > 1 ? [{ k: pred.k, items: jps }] : jps;
+      const sqlParts = [...group, ...rest].map((i) => render(i, col, p, depth));
+      return `(${sqlParts.join(pred.k === "and" ? " AND " : " OR ")})`;
+    }
+    default:
+      return "TRUE";
+  }
+};
+
+/** The lax jsonpaths (from the document root) at which MongoDB's traversal finds a path's values. */
+export const alternativesFor = (segments: string[]): string[] =>
+  alternatives("$", segments, segments.join(".")).map(full);

@@ -1,0 +1,39 @@
+/**
+ * One document table per collection: the document in `doc` (JSONB), its id, timestamps and a version
+ * bumped on every write (optimistic concurrency for callers that read, decide, then write).
+ * The GIN jsonb_path_ops index serves the `@@` jsonpath predicates the Mongo filter compiles to.
+ */
+import { sql } from "drizzle-orm";
+import { index, integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
+
+const documentTable = <N extends string>(name: N) =>
+  pgTable(
+    name,
+    {
+      id: text("id").primaryKey(),
+      doc: jsonb("doc").notNull(),
+      version: integer("version").notNull().default(1),
+      createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+      updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+    },
+    (t) => [index(`${name}_doc_gin`).using("gin", sql`${t.doc} jsonb_path_ops`)],
+  );
+
+export const clusters = documentTable("clusters");
+export const components = documentTable("components");
+export const blocks = documentTable("blocks");
+export const policies = documentTable("policies");
+export const vdagControllers = documentTable("vdag_controllers");
+export const clusterMetrics = documentTable("cluster_metrics");
+
+export const COLLECTIONS = {
+  clusters,
+  components,
+  blocks,
+  policies,
+  vdag_controllers: vdagControllers,
+  cluster_metrics: clusterMetrics,
+} as const;
+
+export type CollectionName = keyof typeof COLLECTIONS;
+export const COLLECTION_NAMES = Object.keys(COLLECTIONS) as CollectionName[];
