@@ -17,6 +17,8 @@ export type { CollectionName } from "./schema.ts";
 export interface StoreConfig {
   dataDir?: string;
   databaseUrl?: string;
+  /** Session settings for every connection (e.g. `enable_seqscan: "off"` in tests of index paths). */
+  settings?: Record<string, string>;
 }
 
 export interface Store {

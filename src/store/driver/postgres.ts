@@ -7,8 +7,12 @@ import type { Driver } from "./types.ts";
 // Serializes migrations across processes that start at once against one database.
 const MIGRATION_LOCK = 0x41_49_4f_53;
 
-export const openPostgres = async (url: string, max = 10): Promise<Driver> => {
-  const sql = postgres(url, { max, onnotice: () => {} });
+export const openPostgres = async (
+  url: string,
+  settings: Record<string, string> = {},
+  max = 10,
+): Promise<Driver> => {
+  const sql = postgres(url, { max, onnotice: () => {}, connection: settings });
   return {
     kind: "postgres",
     async query<T>(text: string, params: unknown[]) {
@@ -16,13 +20,13 @@ export const openPostgres = async (url: string, max = 10): Promise<Driver> => {
       return (await sql.unsafe(text, params as postgres.ParameterOrJSON<never>[])) as unknown as T[];
     },
     async migrate(migrationsFolder: string) {
-      const conn = await sql.reserve();
+      // The lock lives on its own connection so that a pool of any size is free for the migration.
+      const lock = postgres(url, { max: 1, onnotice: () => {} });
       try {
-        await conn`select pg_advisory_lock(${MIGRATION_LOCK})`;
+        await lock`select pg_advisory_lock(${MIGRATION_LOCK})`;
         await migrate(drizzle({ client: sql }), { migrationsFolder });
       } finally {
-        await conn`select pg_advisory_unlock(${MIGRATION_LOCK})`;
-        conn.release();
+        await lock.end({ timeout: 5 });
       }
     },
     async close() {

@@ -105,6 +105,8 @@ const projectionMode = (projection: Record<string, 0 | 1 | boolean>): "include" 
     if (flag) include = true;
     else exclude = true;
   }
+  // `{id: 1}` alone includes just the id.
+  if (!include && !exclude && projection.id) include = true;
   if (include && exclude)
     fail(
       "bad_option",

@@ -1,0 +1,55 @@
+/**
+ * Flag parsing shared by the verbs: `node:util` parseArgs (strict, so a mistyped flag is an error) and
+ * the checks every server verb needs (ports).
+ */
+import { parseArgs } from "node:util";
+
+/** A mistake in the command line: the verb prints its usage on stderr and exits with status 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export type FlagSpec = Record<string, { type: "string" | "boolean"; short?: string }>;
+
+export interface Parsed {
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+}
+
+/** Parses argv (after the verb) against a flag spec; unknown flags and missing values are UsageErrors. */
+export const parseFlags = (argv: string[], flags: FlagSpec, allowPositionals = false): Parsed => {
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: { ...flags, help: { type: "boolean", short: "h" } },
+      strict: true,
+      allowPositionals,
+    });
+    return { values: values as Parsed["values"], positionals };
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+};
+
+/** A TCP port from a flag: an integer from 0 (pick a free port) to 65535. */
+export const parsePort = (raw: string | boolean | undefined, flag: string, fallback: number): number => {
+  if (raw === undefined) return fallback;
+  if (typeof raw !== "string" || !/^\d{1,5}$/.test(raw) || Number(raw) > 65535) {
+    throw new UsageError(`${flag} must be a port number from 0 to 65535, got ${JSON.stringify(raw)}`);
+  }
+  return Number(raw);
+};
+
+export const stringFlag = (raw: string | boolean | undefined): string | undefined =>
+  typeof raw === "string" ? raw : undefined;
+
+/** A verb of the `aios` command. `run` resolves to the exit status. */
+export interface Verb {
+  name: string;
+  summary: string;
+  usage: string;
+  run(argv: string[]): Promise<number>;
+}

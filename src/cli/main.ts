@@ -1,0 +1,53 @@
+#!/usr/bin/env bun
+/**
+ * The `aios` command: `bun run src/cli/main.ts <verb> [flags]`. One module per verb; each answers
+ * `--help`. A mistake on the command line prints the usage on stderr and exits with status 2.
+ */
+import { UsageError, type Verb } from "./args.ts";
+import { registryVerb } from "./registry.ts";
+import { upVerb } from "./up.ts";
+
+export const VERBS: readonly Verb[] = [upVerb, registryVerb];
+
+export const usage = (): string =>
+  [
+    "usage: aios <verb> [flags]",
+    "",
+    "verbs:",
+    ...VERBS.map((v) => `  ${v.name.padEnd(10)} ${v.summary}`),
+    "",
+    "Run `aios <verb> --help` for a verb's flags.",
+  ].join("\n");
+
+/** Runs the command line (without the runtime and script) and resolves to the exit status. */
+export const main = async (argv: string[]): Promise<number> => {
+  const [name, ...rest] = argv;
+  if (name === undefined) {
+    console.error(usage());
+    return 2;
+  }
+  if (name === "--help" || name === "-h" || name === "help") {
+    const verb = VERBS.find((v) => v.name === rest[0]);
+    console.log(verb ? verb.usage : usage());
+    return 0;
+  }
+  const verb = VERBS.find((v) => v.name === name);
+  if (verb === undefined) {
+    console.error(`aios: unknown verb '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    return await verb.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`aios ${verb.name}: ${err.message}\n\n${verb.usage}`);
+      return 2;
+    }
+    console.error(`aios ${verb.name}: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+};
+
+if (import.meta.main) {
+  process.exit(await main(process.argv.slice(2)));
+}

@@ -1,0 +1,122 @@
+/**
+ * Starting and stopping the registry service: open the store (Postgres when DATABASE_URL is set, PGlite
+ * on disk with --data-dir, else PGlite in memory), serve the registry app on one port and the global
+ * metrics API on another, and shut down cleanly on SIGINT/SIGTERM.
+ */
+import { createMetricsApp, createRegistryApp } from "../registry/app.ts";
+import { openStore, type Store, storeConfigFrom } from "../store/index.ts";
+
+export interface RegistryServerOptions {
+  host: string;
+  port: number;
+  metricsPort: number;
+  dataDir?: string | undefined;
+}
+
+export interface Listener {
+  name: string;
+  url: string;
+}
+
+export interface RunningServers {
+  store: Store;
+  listeners: Listener[];
+  stop(): Promise<void>;
+}
+
+type Server = ReturnType<typeof Bun.serve>;
+
+/** The address to print for a bound host: a wildcard bind is reachable on loopback. */
+const displayHost = (host: string): string => {
+  if (host === "0.0.0.0" || host === "::" || host === "") return "127.0.0.1";
+  return host.includes(":") ? `[${host}]` : host;
+};
+
+/** Opens the store and starts both listeners; everything started so far is stopped if one fails. */
+export const startRegistry = async (options: RegistryServerOptions): Promise<RunningServers> => {
+  const store = await openStore(storeConfigFrom({ dataDir: options.dataDir }));
+  const servers: Server[] = [];
+  const stop = async () => {
+    for (const server of servers.splice(0)) await server.stop(true);
+    await store.close();
+  };
+  try {
+    const registry = Bun.serve({
+      hostname: options.host,
+      port: options.port,
+      fetch: createRegistryApp(store).fetch,
+    });
+    servers.push(registry);
+    const metrics = Bun.serve({
+      hostname: options.host,
+      port: options.metricsPort,
+      fetch: createMetricsApp(store).fetch,
+    });
+    servers.push(metrics);
+    const host = displayHost(options.host);
+    return {
+      store,
+      listeners: [
+        { name: "registry", url: `http://${host}:${registry.port}` },
+        { name: "metrics", url: `http://${host}:${metrics.port}` },
+      ],
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+};
+
+/** Prints one `listening <name> <url>` line per listener. */
+export const announce = (listeners: readonly Listener[]): void => {
+  for (const l of listeners) console.log(`listening ${l.name} ${l.url}`);
+};
+
+export interface SignalWatch {
+  /** The first SIGINT or SIGTERM received so far, if any. */
+  readonly received: NodeJS.Signals | undefined;
+  /** Resolves with the first SIGINT or SIGTERM. */
+  readonly next: Promise<NodeJS.Signals>;
+}
+
+/**
+ * Catches SIGINT and SIGTERM from now on (so that a signal while the store opens does not kill the
+ * process half-way); the first one resolves `next`, later ones are ignored while stopping.
+ */
+export const watchSignals = (): SignalWatch => {
+  let received: NodeJS.Signals | undefined;
+  let resolve: (s: NodeJS.Signals) => void = () => {};
+  const next = new Promise<NodeJS.Signals>((r) => {
+    resolve = r;
+  });
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (received !== undefined) return;
+    received = signal;
+    resolve(signal);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return {
+    get received() {
+      return received;
+    },
+    next,
+  };
+};
+
+/** Starts the registry, prints the listening lines, serves until SIGINT/SIGTERM; the exit status. */
+export const serveUntilSignal = async (options: RegistryServerOptions): Promise<number> => {
+  const signals = watchSignals();
+  const running = await startRegistry(options);
+  if (signals.received === undefined) announce(running.listeners);
+  const signal = await signals.next;
+  console.error(`aios: ${signal} received, stopping`);
+  try {
+    await running.stop();
+    return 0;
+  } catch (err) {
+    console.error("aios: error while stopping:", err);
+    return 1;
+  }
+};

@@ -1,0 +1,26 @@
+/**
+ * `aios up`: everything, embedded. For now that is the registry alone; the gateway, cluster controller
+ * and resource allocator join as they are built.
+ */
+import type { Verb } from "./args.ts";
+import { parseServerFlags, serveRegistry, serverFlagsUsage } from "./registry.ts";
+
+export const upVerb: Verb = {
+  name: "up",
+  summary: "run the whole system embedded (for now: the registry)",
+  usage: `usage: aios up [--port P] [--metrics-port M] [--host H] [--data-dir DIR]
+
+Runs every aios service in one process. In this version only the registry (clusters, components,
+global metrics) is started; the gateway, cluster controller and resource allocator are not built yet.
+
+${serverFlagsUsage}`,
+  async run(argv) {
+    const options = parseServerFlags(argv);
+    if (options.help) {
+      console.log(this.usage);
+      return 0;
+    }
+    console.log("aios up: starting the registry only (gateway, controller and allocator are not built yet)");
+    return serveRegistry(options);
+  },
+};
