@@ -4,7 +4,10 @@ import { drizzle } from "drizzle-orm/pglite";
 import { migrate } from "drizzle-orm/pglite/migrator";
 import type { Driver } from "./types.ts";
 
-export const openPglite = async (dataDir?: string, settings: Record<string, string> = {}): Promise<Driver> => {
+export const openPglite = async (
+  dataDir?: string,
+  settings: Record<string, string> = {},
+): Promise<Driver> => {
   const client = await PGlite.create(dataDir ? { dataDir } : {});
   for (const [name, value] of Object.entries(settings)) {
     await client.query("SELECT set_config($1, $2, false)", [name, value]);

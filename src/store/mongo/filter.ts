@@ -24,10 +24,15 @@ export type Pred =
   | { k: "not"; item: Pred }
   | { k: "const"; value: boolean };
 
-/** A way to reach the values at a path: items of `parent`, then `step` (a key or an array index). */
+/**
+ * A way to reach the values at a path: items of `parent` that satisfy `guards`, then `step` (keys and
+ * array indexes). Guards sit on the parent's items, never on an array value itself: a lax filter
+ * would look into the array instead.
+ */
 interface Alt {
   parent: string;
   step: string;
+  guards: string[];
 }
 
 /**
@@ -125,16 +130,20 @@ const alternatives = (root: string, segments: string[], at: string): Alt[] => {
   const numeric = segments.slice(1).filter(isNumericSegment).length;
   if (numeric > MAX_NUMERIC_SEGMENTS)
     fail("bad_path", `field path '${at}' has more than ${MAX_NUMERIC_SEGMENTS} numeric segments`, at);
-  let alts: Alt[] = [{ parent: root, step: jpKey(segments[0]!) }];
+  let alts: Alt[] = [{ parent: root, step: jpKey(segments[0]!), guards: [] }];
   for (const seg of segments.slice(1)) {
     const next: Alt[] = [];
-    for (const { parent, step } of alts) {
+    for (const a of alts) {
       if (isNumericSegment(seg)) {
         // An array value is indexed; any other value is looked up by the key "n".
-        next.push({ parent: `${parent} ? (@${step}.type() == "array")${step}`, step: `[${seg}]` });
-        next.push({ parent: `${parent} ? (@${step}.type() != "array")${step}`, step: jpKey(seg) });
+        next.push({ ...a, step: `${a.step}[${seg}]`, guards: [...a.guards, `@${a.step}.type() == "array"`] });
+        next.push({
+          ...a,
+          step: `${a.step}${jpKey(seg)}`,
+          guards: [...a.guards, `@${a.step}.type() != "array"`],
+        });
       } else {
-        next.push({ parent: `${parent}${step}`, step: jpKey(seg) });
+        next.push({ parent: full(a), step: jpKey(seg), guards: [] });
       }
     }
     alts = next;
@@ -142,11 +151,12 @@ const alternatives = (root: string, segments: string[], at: string): Alt[] => {
   return alts;
 };
 
-const full = (a: Alt): string => `${a.parent}${a.step}`;
+const full = (a: Alt): string =>
+  a.guards.length ? `${a.parent} ? (${a.guards.join(" && ")})${a.step}` : `${a.parent}${a.step}`;
 
 /** Some whole value at the path (leaf arrays not unwrapped) satisfies `cond`. */
 const anyWhole = (alts: Alt[], cond: Cond): Pred =>
-  or(alts.map((a) => jp(`exists(${a.parent} ? (${cond(`@${a.step}`)}))`)));
+  or(alts.map((a) => jp(`exists(${a.parent} ? (${[...a.guards, cond(`@${a.step}`)].join(" && ")}))`)));
 
 /** Some value at the path (a leaf array's elements, unless `whole`) satisfies `cond`. */
 const anyValue = (f: Field, cond: Cond): Pred =>
