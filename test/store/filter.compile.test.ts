@@ -32,14 +32,15 @@ describe("no user value in SQL text", () => {
   const filters: unknown[] = [
     { [HOSTILE]: HOSTILE },
     { a: { $in: [HOSTILE, { [HOSTILE]: 1 }] } },
-    { a: { $regex: "x'); DROP TABLE clusters; --" } },
+    { a: { $regex: "x'; DROP TABLE clusters; --" } },
     { a: { $elemMatch: { [HOSTILE]: { $gt: HOSTILE } } } },
     { $or: [{ [`${HOSTILE}.b`]: [HOSTILE] }, { "a.0": { $all: [HOSTILE] } }] },
   ];
   test.each(filters)("filter %j", (f) => {
     const { text, params } = sqlOf(f);
     expect(text).not.toContain("DROP");
-    expect(text).not.toContain("x'");
+    expect(text).not.toContain("x';");
+    expect(text).not.toContain("x')");
     expect(JSON.stringify(params)).toContain("DROP TABLE");
   });
 
