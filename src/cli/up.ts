@@ -12,6 +12,8 @@ export const upVerb: Verb = {
 
 Runs every aios service in one process. In this version only the registry (clusters, components,
 global metrics) is started; the gateway, cluster controller and resource allocator are not built yet.
+State is kept on disk in ./.data (PGlite) unless --data-dir or DATABASE_URL says otherwise, so a
+restart keeps everything.
 
 ${serverFlagsUsage}`,
   async run(argv) {
@@ -20,6 +22,7 @@ ${serverFlagsUsage}`,
       console.log(this.usage);
       return 0;
     }
+    if (!options.dataDir && !process.env.DATABASE_URL) options.dataDir = ".data";
     console.log("aios up: starting the registry only (gateway, controller and allocator are not built yet)");
     return serveRegistry(options);
   },

@@ -4,7 +4,7 @@
  * from MongoDB and the property test therefore stays away. Every case runs on every backend.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { type DocumentCollection, QueryError, type Store } from "../../src/store/index.ts";
+import type { DocumentCollection, Store } from "../../src/store/index.ts";
 import { backends, indexedBackends } from "../support/stores.ts";
 
 const DOCS: Record<string, Record<string, unknown>> = {
