@@ -73,43 +73,14 @@ const entriesOf = (update: Record<string, unknown>): UpdateEntry[] => {
   return out;
 };
 
-const touches = (path: string, field: string): boolean => path === field || path.startsWith(`${field}.`);
-
 /**
- * Checks a MongoDB update document before it reaches the store: an object of `$`-operators only, none
- * touching an immutable field (the id), and, where the schema knows the field, `$set`, `$min` and `$max`
- * operands of the field's type and `$push`/`$addToSet` elements of the array's element type. The store checks the rest (operators,
- * operand shapes, conflicts) and names what it refuses.
+ * Type-checks, where the schema knows the field, `$set`, `$min` and `$max` operands and the elements
+ * of `$push`/`$addToSet`, and refuses `$`-keys in stored values. The store checks everything else
+ * (operators, operand shapes, conflicts, the immutable id) and names what it refuses.
  */
-export const checkUpdate = (
-  update: unknown,
-  schema: z.ZodType,
-  immutable: readonly string[],
-): Record<string, unknown> => {
-  if (!isPlainObject(update))
-    throw badRequest("bad_update", "an update must be an object of update operators");
-  const keys = Object.keys(update);
-  if (keys.length === 0)
-    throw badRequest("bad_update", "an update must contain at least one update operator");
-  for (const key of keys) {
-    if (!key.startsWith("$")) {
-      throw badRequest(
-        "bad_update",
-        `'${key}' is not an update operator: use {"$set": {"${key}": ...}} to change a field, or PUT to replace the document`,
-        { path: key },
-      );
-    }
-  }
+export const checkUpdate = (update: unknown, schema: z.ZodType): unknown => {
+  if (!isPlainObject(update)) return update;
   for (const { op, field, value } of entriesOf(update)) {
-    const at = `${op}.${field}`;
-    const targets = op === "$rename" && typeof value === "string" ? [field, value] : [field];
-    for (const target of targets) {
-      for (const name of immutable) {
-        if (touches(target, name)) {
-          throw badRequest("immutable_field", `${at}: the field '${name}' cannot be changed`, { path: at });
-        }
-      }
-    }
     const path = field.split(".");
     if (op === "$set" || op === "$min" || op === "$max") {
       const fieldSchema = schemaAtPath(schema, path);
@@ -141,7 +112,7 @@ export interface DocumentKind {
   toDocument(body: unknown, pathId?: string): Doc;
   /** The document schema, used to type-check `$set` values of known fields. */
   schema: z.ZodType;
-  /** Fields no update may touch. */
+  /** Top-level fields no update may touch (the store always protects `id`). */
   immutable: readonly string[];
 }
 
@@ -177,8 +148,8 @@ export class DocumentRegistry {
   /** Applies a MongoDB update document; 404 when there is no such document. */
   async update(rawId: string, update: unknown): Promise<Doc> {
     const id = this.kind.parseId(rawId);
-    const checked = checkUpdate(update, this.kind.schema, this.kind.immutable);
-    const doc = await this.collection.update(id, checked);
+    const checked = checkUpdate(update, this.kind.schema);
+    const doc = await this.collection.update(id, checked, { immutable: [...this.kind.immutable] });
     if (doc === null) throw this.missing(id);
     return doc;
   }

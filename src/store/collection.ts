@@ -8,7 +8,7 @@ import { QueryError } from "./mongo/errors.ts";
 import { compileFilter, isPlainObject, render } from "./mongo/filter.ts";
 import { applyProjection, parseOptions, sortSql } from "./mongo/options.ts";
 import { ident, SqlParams } from "./mongo/sql.ts";
-import { compileUpdate } from "./mongo/update.ts";
+import { compileUpdate, type UpdateOptions } from "./mongo/update.ts";
 import type { CollectionName } from "./schema.ts";
 
 export type Doc = Record<string, unknown> & { id: string };
@@ -117,11 +117,15 @@ export class DocumentCollection {
     return Number(rows[0]?.n ?? 0);
   }
 
-  /** Applies a MongoDB update atomically; null when there is no such document. */
-  async update(id: string, update: unknown): Promise<Doc | null> {
+  /**
+   * Applies a MongoDB update atomically; null when there is no such document. `options.immutable`
+   * adds top-level fields that may not change to the always-protected `id`.
+   */
+  async update(id: string, update: unknown, options: UpdateOptions = {}): Promise<Doc | null> {
     const p = new SqlParams();
     const idParam = p.param(id);
-    const next = compileUpdate(update, `${this.table}.doc`, p, { immutable: IMMUTABLE });
+    const immutable = [...IMMUTABLE, ...(options.immutable ?? [])];
+    const next = compileUpdate(update, `${this.table}.doc`, p, { immutable });
     const rows = await this.run<{ doc: Doc }>(
       `UPDATE ${this.table} SET doc = ${next}, version = version + 1, updated_at = now() WHERE id = ${idParam} RETURNING doc`,
       p.values,
