@@ -2,19 +2,25 @@
  * The storage backends a suite runs on: in-memory PGlite always, and the real PostgreSQL too when
  * DATABASE_URL is set (as .ci/run does when one is reachable), so both are checked in one run.
  */
-import { openStore, type Store } from "../../src/store/index.ts";
+import { openStore, type Store, type StoreConfig } from "../../src/store/index.ts";
 
 export interface Backend {
   name: string;
   open: () => Promise<Store>;
 }
 
-export const backends: Backend[] = [
-  { name: "pglite", open: () => openStore({}) },
+/** [name, configuration] of each backend, for `describe.each`. */
+export const STORE_CONFIGS: [name: string, config: StoreConfig][] = [
+  ["pglite", {}],
   ...(process.env.DATABASE_URL
-    ? [{ name: "postgres", open: () => openStore({ databaseUrl: process.env.DATABASE_URL }) }]
+    ? [["postgres", { databaseUrl: process.env.DATABASE_URL }] as [string, StoreConfig]]
     : []),
 ];
+
+export const backends: Backend[] = STORE_CONFIGS.map(([name, config]) => ({
+  name,
+  open: () => openStore(config),
+}));
 
 /** The same backends with sequential scans off, so queries go through the GIN index where they can. */
 export const indexedBackends: Backend[] = backends.map((b) => ({
