@@ -6,7 +6,7 @@
 import type { Driver } from "./driver/types.ts";
 import { QueryError } from "./mongo/errors.ts";
 import { compileFilter, isPlainObject, render } from "./mongo/filter.ts";
-import { applyProjection, parseOptions, sortSql } from "./mongo/options.ts";
+import { applyProjection, parseOptions, projectionSql, sortSql } from "./mongo/options.ts";
 import { ident, SqlParams } from "./mongo/sql.ts";
 import { compileUpdate, type UpdateOptions } from "./mongo/update.ts";
 import type { CollectionName } from "./schema.ts";
@@ -97,8 +97,10 @@ export class DocumentCollection {
   async find(filter: unknown, options?: unknown): Promise<Doc[]> {
     const opts = parseOptions(options);
     const p = new SqlParams();
+    const fields = projectionSql(opts.projection, "doc", p);
     const where = render(compileFilter(filter), "doc", p);
-    let text = `SELECT doc FROM ${this.table} WHERE ${where}${sortSql(opts.sort, "doc", p)}`;
+    // The sort reads the stored document (qualified), not the projected output column.
+    let text = `SELECT ${fields} AS doc FROM ${this.table} WHERE ${where}${sortSql(opts.sort, `${this.table}.doc`, p)}`;
     if (opts.limit !== undefined) text += ` LIMIT ${p.param(opts.limit, "int")}`;
     if (opts.skip !== undefined) text += ` OFFSET ${p.param(opts.skip, "int")}`;
     const rows = await this.run<{ doc: Doc }>(text, p.values);

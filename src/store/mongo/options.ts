@@ -163,6 +163,22 @@ const drop = (value: unknown, segments: string[]): unknown => {
   return out;
 };
 
+/**
+ * The SQL that fetches only what a projection can keep, so a projected query moves less data: for an
+ * inclusion, the top-level fields it names (and the id); for an exclusion, the document without the
+ * top-level fields it drops. `applyProjection` then does the exact work on the smaller document.
+ */
+export const projectionSql = (projection: QueryOptions["projection"], col: string, p: SqlParams): string => {
+  if (!projection || Object.keys(projection).length === 0) return col;
+  const paths = Object.keys(projection);
+  if (projectionMode(projection) === "include") {
+    const keys = [...new Set(["id", ...paths.map((k) => k.split(".")[0]!)])];
+    return `(SELECT coalesce(jsonb_object_agg(f.key, f.value), '{}'::jsonb) FROM jsonb_each(${col}) AS f WHERE f.key = ANY(${p.param(keys, "text[]")}))`;
+  }
+  const dropped = paths.filter((k) => !k.includes(".") && !projection[k]);
+  return dropped.length ? `(${col} - ${p.param(dropped, "text[]")})` : col;
+};
+
 /** Applies a checked projection to one document. `id` stays unless projected out with 0. */
 export const applyProjection = (doc: Obj, projection: Record<string, 0 | 1 | boolean> | undefined): Obj => {
   if (!projection || Object.keys(projection).length === 0) return doc;
