@@ -29,6 +29,7 @@ export const parseOptions = (options: unknown): QueryOptions => {
   if (!isPlainObject(options)) return fail("bad_option", "options must be an object", "options");
   const out: QueryOptions = {};
   for (const [k, v] of Object.entries(options)) {
+    if (v === undefined) continue; // an option a JS caller left unset
     switch (k) {
       case "limit":
         out.limit = int(v, k, MAX_LIMIT);
