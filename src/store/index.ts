@@ -37,8 +37,8 @@ export const storeConfigFrom = (flags: { dataDir?: string }, env = process.env):
 
 export const openStore = async (config: StoreConfig = {}): Promise<Store> => {
   const driver = config.databaseUrl
-    ? await openPostgres(config.databaseUrl)
-    : await openPglite(config.dataDir);
+    ? await openPostgres(config.databaseUrl, config.settings)
+    : await openPglite(config.dataDir, config.settings);
   await driver.migrate(MIGRATIONS);
   const collections = new Map(COLLECTION_NAMES.map((n) => [n, new DocumentCollection(driver, n)]));
   return {
