@@ -35,6 +35,7 @@ const mapError = (e: unknown): never => {
 };
 
 const IMMUTABLE = ["id"];
+const MAX_ATTEMPTS = 5;
 
 export interface FindResult {
   docs: Doc[];
@@ -50,11 +51,19 @@ export class DocumentCollection {
     this.table = ident(name);
   }
 
+  /**
+   * Runs one statement. Every statement here stands alone (autocommit), so one that lost a deadlock or
+   * a serialization race (two updateMany over overlapping rows) is simply run again.
+   */
   private async run<T>(text: string, params: unknown[]): Promise<T[]> {
-    try {
-      return await this.driver.query<T>(text, params);
-    } catch (e) {
-      return mapError(e);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.driver.query<T>(text, params);
+      } catch (e) {
+        const code = (e as { code?: unknown }).code;
+        if ((code === "40P01" || code === "40001") && attempt < MAX_ATTEMPTS) continue;
+        return mapError(e);
+      }
     }
   }
 
@@ -101,7 +110,7 @@ export class DocumentCollection {
     const where = render(compileFilter(filter), "doc", p);
     // The sort reads the stored document (qualified), not the projected output column.
     let text = `SELECT ${fields} AS doc FROM ${this.table} WHERE ${where}${sortSql(opts.sort, `${this.table}.doc`, p)}`;
-    if (opts.limit !== undefined) text += ` LIMIT ${p.param(opts.limit, "int")}`;
+    if (opts.limit) text += ` LIMIT ${p.param(opts.limit, "int")}`; // 0 means no limit, as in MongoDB
     if (opts.skip !== undefined) text += ` OFFSET ${p.param(opts.skip, "int")}`;
     const rows = await this.run<{ doc: Doc }>(text, p.values);
     return opts.projection

@@ -122,6 +122,12 @@ for (const backend of backends) {
         expect(desc.slice(3).sort()).toEqual(["missing", "nul"]);
       });
 
+      test("missing and null tie (the next key decides); an empty array comes before both", async () => {
+        const sorted = await dataset("ties", { m: {}, n: { a: null }, e: { a: [] }, one: { a: 1 } });
+        expect(await sorted({ sort: { a: 1, id: 1 } })).toEqual(["e", "m", "n", "one"]);
+        expect(await sorted({ sort: { a: -1, id: 1 } })).toEqual(["one", "m", "n", "e"]);
+      });
+
       test("mixed types in MongoDB's order: null < numbers < strings < objects < arrays < booleans", async () => {
         // An array sorts by its elements, so [[1]] stands for "an array": its smallest element is [1].
         const sorted = await dataset("types", {
@@ -172,6 +178,11 @@ for (const backend of backends) {
     });
 
     describe("limit and skip", () => {
+      test("limit 0 means no limit, as in MongoDB", async () => {
+        const sorted = await dataset("limit0", { a: { k: 1 }, b: { k: 2 }, c: { k: 3 } });
+        expect(await sorted({ limit: 0, sort: { k: 1 } })).toEqual(["a", "b", "c"]);
+      });
+
       test("page through a sorted result", async () => {
         const docs = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`d${i}`, { n: (i * 7) % 10 }]));
         const sorted = await dataset("paging", docs);
@@ -277,6 +288,29 @@ for (const backend of backends) {
           { sort: { n: -1 }, skip: 1, limit: 1, projection: { k: 1, id: 0 } },
         );
         expect(found).toEqual([{ k: "x" }] as unknown as typeof found);
+      });
+
+      // MongoDB's jstests/core/projection_semantics.js: a parent stays (maybe empty) where the
+      // projected sub-field is missing; scalars in arrays go.
+      test.each([
+        [{ a: [{ b: 1, c: 1 }, { c: 2 }] }, { "a.b": 1 }, { a: [{ b: 1 }, {}] }],
+        [{ a: {} }, { "a.b": 1 }, { a: {} }],
+        [{ a: ["s", {}, "s", { c: 1 }] }, { "a.b": 1 }, { a: [{}, {}] }],
+        [{ a: { d: "x" } }, { "a.b": 1, "a.c": 1 }, { a: {} }],
+        [{ a: { b: "s" } }, { "a.b.c": 1 }, { a: {} }],
+        [{ a: { b: { x: 1 } } }, { "a.b.c": 1 }, { a: { b: {} } }],
+        [{ a: [{ b: { x: 1 } }] }, { "a.b.c": 1 }, { a: [{ b: {} }] }],
+      ])("inclusion of %j by %j gives %j", async (doc, projection, expected) => {
+        await col.insert({ ...doc, id: "ps", t: "ps" });
+        const [found] = await col.find({ id: "ps" }, { projection: { ...projection, id: 0 } });
+        await col.delete("ps");
+        expect(found as Obj).toEqual(expected);
+      });
+
+      test("{a: 0, id: 1} excludes a and keeps the id", async () => {
+        await col.insert({ id: "ex1", t: 2, a: { b: 1 } });
+        expect(await col.find({ id: "ex1" }, { projection: { a: 0, id: 1 } })).toEqual([{ id: "ex1", t: 2 }]);
+        await col.delete("ex1");
       });
 
       test("mixing inclusion and exclusion is refused", async () => {

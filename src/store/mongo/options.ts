@@ -81,19 +81,30 @@ const rank = (v: string) =>
 const num = (v: string) => `CASE WHEN jsonb_typeof(${v}) = 'number' THEN (${v})::numeric END`;
 const str = (v: string) => `CASE WHEN jsonb_typeof(${v}) = 'string' THEN ${v} #>> '{}' END COLLATE "C"`;
 
-/** ORDER BY terms for a sort spec over `col`. */
+/**
+ * ORDER BY terms for a sort spec over `col`. Missing and null tie (both rank 1); a path that holds
+ * only empty arrays ranks 0, before them, as in MongoDB. Objects compare by JSONB's order (fewer keys
+ * first), not MongoDB's field-by-field order.
+ */
 export const sortSql = (sort: Record<string, 1 | -1> | undefined, col: string, p: SqlParams): string => {
   const terms: string[] = [];
   for (const [path, dir] of Object.entries(sort ?? {})) {
     const segments = parsePath(path);
     const order = dir === 1 ? "ASC" : "DESC";
+    const paths = alternativesFor(segments);
     // Candidate values: every value MongoDB's traversal reaches, leaf arrays by element.
-    const paths = alternativesFor(segments).map((a) => `lax ${a}[*]`);
     const candidates = paths
-      .map((jp) => `SELECT v FROM jsonb_path_query(${col}, ${p.param(jp, "jsonpath")}) AS v`)
+      .map((jp) => `SELECT v FROM jsonb_path_query(${col}, ${p.param(`lax ${jp}[*]`, "jsonpath")}) AS v`)
       .join(" UNION ALL ");
     const key = `(SELECT c.v FROM (${candidates}) AS c ORDER BY ${rank("c.v")} ${order}, ${num("c.v")} ${order}, ${str("c.v")} ${order}, c.v ${order} LIMIT 1)`;
-    terms.push(`${rank(key)} ${order}`, `${num(key)} ${order}`, `${str(key)} ${order}`, `${key} ${order}`);
+    const found = paths.map((jp) => `${col} @? ${p.param(`lax ${jp}`, "jsonpath")}`).join(" OR ");
+    const keyRank = `CASE WHEN ${key} IS NOT NULL THEN ${rank(key)} WHEN ${found} THEN 0 ELSE 1 END`;
+    terms.push(
+      `${keyRank} ${order}`,
+      `${num(key)} ${order}`,
+      `${str(key)} ${order}`,
+      `coalesce(${key}, 'null'::jsonb) ${order}`,
+    );
   }
   return terms.length ? ` ORDER BY ${terms.join(", ")}` : "";
 };
@@ -119,25 +130,20 @@ const projectionMode = (projection: Record<string, 0 | 1 | boolean>): "include" 
 
 type Obj = Record<string, unknown>;
 
+/**
+ * MongoDB's inclusion of one path: an object keeps the path (an object whose sub-field is missing
+ * stays, empty); an array keeps its elements' projections, dropping scalars; a scalar where the path
+ * goes on is dropped (undefined).
+ */
 const pick = (value: unknown, segments: string[]): unknown => {
   if (segments.length === 0) return value;
-  if (Array.isArray(value)) {
-    const items = value.filter((v) => isPlainObject(v) || Array.isArray(v)).map((v) => pick(v, segments));
-    return items;
-  }
+  if (Array.isArray(value))
+    return value.filter((v) => isPlainObject(v) || Array.isArray(v)).map((v) => pick(v, segments));
   if (!isPlainObject(value)) return undefined;
   const [head, ...rest] = segments as [string, ...string[]];
-  if (!(head in value)) return undefined;
+  if (!(head in value)) return {};
   const inner = pick(value[head], rest);
-  if (inner === undefined) return undefined;
-  if (
-    rest.length > 0 &&
-    isPlainObject(inner) &&
-    Object.keys(inner).length === 0 &&
-    !isPlainObject(value[head])
-  )
-    return undefined;
-  return { [head]: inner };
+  return inner === undefined ? {} : { [head]: inner };
 };
 
 const merge = (a: unknown, b: unknown): unknown => {
@@ -195,6 +201,9 @@ export const applyProjection = (doc: Obj, projection: Record<string, 0 | 1 | boo
     return out as Obj;
   }
   let out: unknown = doc;
-  for (const path of Object.keys(projection)) out = drop(out, parsePath(path));
+  for (const [path, flag] of Object.entries(projection)) {
+    if (path === "id" && flag) continue; // `{a: 0, id: 1}` excludes a and keeps the id
+    out = drop(out, parsePath(path));
+  }
   return out as Obj;
 };
