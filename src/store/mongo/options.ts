@@ -180,7 +180,8 @@ export const projectionSql = (projection: QueryOptions["projection"], col: strin
   const paths = Object.keys(projection);
   if (projectionMode(projection) === "include") {
     const keys = [...new Set(["id", ...paths.map((k) => k.split(".")[0]!)])];
-    return `(SELECT coalesce(jsonb_object_agg(f.key, f.value), '{}'::jsonb) FROM jsonb_each(${col}) AS f WHERE f.key = ANY(${p.param(keys, "text[]")}))`;
+    // Walks the few requested keys, not every field of the document.
+    return `(SELECT coalesce(jsonb_object_agg(k, ${col} -> k), '{}'::jsonb) FROM unnest(${p.param(keys, "text[]")}) AS k WHERE ${col} ? k)`;
   }
   const dropped = paths.filter((k) => !k.includes(".") && !projection[k]);
   return dropped.length ? `(${col} - ${p.param(dropped, "text[]")})` : col;
