@@ -180,8 +180,7 @@ export const projectionSql = (projection: QueryOptions["projection"], col: strin
   const paths = Object.keys(projection);
   if (projectionMode(projection) === "include") {
     const keys = [...new Set(["id", ...paths.map((k) => k.split(".")[0]!)])];
-    // Walks the few requested keys, not every field of the document.
-    return `(SELECT coalesce(jsonb_object_agg(k, ${col} -> k), '{}'::jsonb) FROM unnest(${p.param(keys, "text[]")}) AS k WHERE ${col} ? k)`;
+    return `(SELECT coalesce(jsonb_object_agg(f.key, f.value), '{}'::jsonb) FROM jsonb_each(${col}) AS f WHERE f.key = ANY(${p.param(keys, "text[]")}))`;
   }
   const dropped = paths.filter((k) => !k.includes(".") && !projection[k]);
   return dropped.length ? `(${col} - ${p.param(dropped, "text[]")})` : col;
