@@ -5,15 +5,10 @@
  * every backend check that the stored documents the filter selects are the same. Values arrive as
  * text: numeric text compares numerically with a number field ("10" vs 9), never as text ("9" > "10").
  */
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { Query } from "mingo";
-import {
-  conditionsToFilter,
-  type DocumentCollection,
-  QueryError,
-  type Store,
-} from "../../src/store/index.ts";
-import { backends } from "../support/stores.ts";
+import { conditionsToFilter, QueryError } from "../../src/store/index.ts";
+import { backends, useCollection } from "../support/stores.ts";
 
 type Obj = Record<string, unknown>;
 
@@ -304,23 +299,12 @@ describe("conditionsToFilter (pure)", () => {
 
 for (const backend of backends) {
   describe(`condition filters on stored documents, ${backend.name}`, () => {
-    let store: Store;
-    let col: DocumentCollection;
-
-    beforeAll(async () => {
-      setDefaultTimeout(300_000);
-      store = await backend.open();
-      col = store.collection("vdag_controllers");
-      await col.clear();
+    const db = useCollection(backend, "vdag_controllers", async (col) => {
       for (const d of DOCS) await col.insert(JSON.parse(JSON.stringify(d)));
-    });
-    afterAll(async () => {
-      await col.clear();
-      await store.close();
     });
 
     const stored = async (spec: Obj, kind: string): Promise<string[]> =>
-      (await col.find({ $and: [{ kind }, conditionsToFilter(spec)] }, { projection: { id: 1 } }))
+      (await db.col.find({ $and: [{ kind }, conditionsToFilter(spec)] }, { projection: { id: 1 } }))
         .map((d) => d.id)
         .sort();
 
@@ -331,9 +315,9 @@ for (const backend of backends) {
     }
 
     test("numeric text against a number field is compared numerically, never as text", async () => {
-      await col.insert({ id: "n-9", kind: "num", v: 9 });
-      await col.insert({ id: "n-11", kind: "num", v: 11 });
-      await col.insert({ id: "n-10", kind: "num", v: 10 });
+      await db.col.insert({ id: "n-9", kind: "num", v: 9 });
+      await db.col.insert({ id: "n-11", kind: "num", v: 11 });
+      await db.col.insert({ id: "n-10", kind: "num", v: 10 });
       expect(await stored(all(cond("v", "<", "10")), "num")).toEqual(["n-9"]);
       expect(await stored(all(cond("v", ">", "10")), "num")).toEqual(["n-11"]);
       expect(await stored(all(cond("v", ">", "9")), "num")).toEqual(["n-10", "n-11"]);
@@ -342,8 +326,8 @@ for (const backend of backends) {
     });
 
     test("a text field compares as text (MongoDB's string order), equal to the same text", async () => {
-      await col.insert({ id: "s-9", kind: "txt", v: "9" });
-      await col.insert({ id: "s-10", kind: "txt", v: "10" });
+      await db.col.insert({ id: "s-9", kind: "txt", v: "9" });
+      await db.col.insert({ id: "s-10", kind: "txt", v: "10" });
       expect(await stored(all(cond("v", "<", "10")), "txt")).toEqual([]);
       expect(await stored(all(cond("v", ">", "10")), "txt")).toEqual(["s-9"]);
       expect(await stored(all(cond("v", "==", "9")), "txt")).toEqual(["s-9"]);

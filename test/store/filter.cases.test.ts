@@ -3,9 +3,8 @@
  * $ne on arrays, $elemMatch with operators, mixed types in $in), including those where mingo departs
  * from MongoDB and the property test therefore stays away. Every case runs on every backend.
  */
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import type { DocumentCollection, Store } from "../../src/store/index.ts";
-import { backends, indexedBackends } from "../support/stores.ts";
+import { describe, expect, test } from "bun:test";
+import { backends, indexedBackends, useCollection } from "../support/stores.ts";
 
 const DOCS: Record<string, Record<string, unknown>> = {
   scalar5: { a: 5 },
@@ -211,25 +210,15 @@ const ALL_IDS = Object.keys(DOCS);
 
 for (const backend of [...backends, ...indexedBackends]) {
   describe(`MongoDB hard cases on ${backend.name}`, () => {
-    let store: Store;
-    let col: DocumentCollection;
-    beforeAll(async () => {
-      setDefaultTimeout(120_000);
-      store = await backend.open();
-      col = store.collection("components");
-      await col.clear();
+    const db = useCollection(backend, "components", async (col) => {
       for (const [id, d] of Object.entries(DOCS)) await col.insert({ id, ...d });
-    });
-    afterAll(async () => {
-      await col.clear();
-      await store.close();
     });
 
     test.each(CASES)("%j", async (filter, expected) => {
       for (const id of expected) expect(ALL_IDS).toContain(id);
-      const ids = (await col.find(filter)).map((d) => d.id).sort();
+      const ids = (await db.col.find(filter)).map((d) => d.id).sort();
       expect(ids).toEqual([...expected].sort());
-      expect(await col.count(filter)).toBe(expected.length);
+      expect(await db.col.count(filter)).toBe(expected.length);
     });
   });
 }

@@ -5,11 +5,10 @@
  * array elements), the generators stay away and the hand-written cases in filter.cases.test.ts pin
  * MongoDB's behaviour instead.
  */
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { Query } from "mingo";
-import type { DocumentCollection, Store } from "../../src/store/index.ts";
-import { backends, indexedBackends } from "../support/stores.ts";
+import { backends, indexedBackends, useCollection } from "../support/stores.ts";
 
 const KEYS = ["a", "b", "c"];
 const scalar = fc.oneof(
@@ -113,25 +112,15 @@ const RUNS = Number(process.env.PROPERTY_RUNS ?? 1500);
 
 for (const backend of [...backends, ...indexedBackends]) {
   describe(`filter semantics match mingo on ${backend.name}`, () => {
-    let store: Store;
-    let col: DocumentCollection;
-    beforeAll(async () => {
-      setDefaultTimeout(300_000);
-      store = await backend.open();
-      col = store.collection("blocks");
-    });
-    afterAll(async () => {
-      await col.clear();
-      await store.close();
-    });
+    const db = useCollection(backend, "blocks");
 
     test(`${RUNS} random filters over random documents`, async () => {
       let cases = 0;
       await fc.assert(
         fc.asyncProperty(docs, fc.array(filter, { minLength: 10, maxLength: 10 }), async (ds, filters) => {
-          await col.clear();
+          await db.col.clear();
           const stored = ds.map((d, i) => ({ ...d, id: `d${i}` }));
-          for (const d of stored) await col.insert(d);
+          for (const d of stored) await db.col.insert(d);
           for (const f of filters) {
             const comparable = docFormElemMatch(f) ? stored.filter((d) => !hasScalarInArray(d)) : stored;
             const expected = comparable
@@ -139,7 +128,7 @@ for (const backend of [...backends, ...indexedBackends]) {
               .map((d) => d.id)
               .sort();
             const ids = new Set(comparable.map((d) => d.id));
-            const actual = (await col.find(f))
+            const actual = (await db.col.find(f))
               .map((d) => d.id)
               .filter((id) => ids.has(id))
               .sort();

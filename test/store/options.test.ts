@@ -6,10 +6,10 @@
  * unless projected out. Projection results are compared with mingo's too where mingo agrees with
  * MongoDB (it treats `_id`, not `id`, as the special field, so the id flag is translated for it).
  */
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { Query } from "mingo";
-import { type DocumentCollection, QueryError, type Store } from "../../src/store/index.ts";
-import { backends } from "../support/stores.ts";
+import { QueryError } from "../../src/store/index.ts";
+import { backends, useCollection } from "../support/stores.ts";
 
 type Obj = Record<string, unknown>;
 type Projection = Record<string, 0 | 1 | boolean>;
@@ -29,31 +29,19 @@ const byMingo = (docs: Obj[], projection: Projection): Obj[] =>
 
 for (const backend of backends) {
   describe(`query options on ${backend.name}`, () => {
-    let store: Store;
-    let col: DocumentCollection;
-
-    beforeAll(async () => {
-      setDefaultTimeout(300_000);
-      store = await backend.open();
-      col = store.collection("vdag_controllers");
-      await col.clear();
-    });
-    afterAll(async () => {
-      await col.clear();
-      await store.close();
-    });
+    const db = useCollection(backend, "vdag_controllers");
 
     /** Stores `docs` under the tag `t` (ids `t-<key>`), returning a function that sorts them. */
     const dataset = async (t: string, docs: Record<string, Obj>) => {
-      for (const [key, d] of Object.entries(docs)) await col.insert({ ...d, id: `${t}-${key}`, t });
+      for (const [key, d] of Object.entries(docs)) await db.col.insert({ ...d, id: `${t}-${key}`, t });
       return async (options: Obj): Promise<string[]> =>
-        (await col.find({ t }, options)).map((d) => d.id.slice(t.length + 1));
+        (await db.col.find({ t }, options)).map((d) => d.id.slice(t.length + 1));
     };
 
     const refused = async (options: unknown, path: string, code = "bad_option"): Promise<void> => {
       let error: unknown;
       try {
-        await col.find({}, options);
+        await db.col.find({}, options);
       } catch (e) {
         error = e;
       }
@@ -219,10 +207,10 @@ for (const backend of backends) {
       let stored = false;
       const project = async (projection: Projection): Promise<Obj> => {
         if (!stored) {
-          await col.insert(doc);
+          await db.col.insert(doc);
           stored = true;
         }
-        const found = await col.find({ id: doc.id }, { projection });
+        const found = await db.col.find({ id: doc.id }, { projection });
         expect(found).toHaveLength(1);
         return found[0]!;
       };
@@ -283,7 +271,7 @@ for (const backend of backends) {
           z: { n: 3, k: "z" },
         });
         expect(await sorted({})).toHaveLength(3);
-        const found = await col.find(
+        const found = await db.col.find(
           { t: "projsort" },
           { sort: { n: -1 }, skip: 1, limit: 1, projection: { k: 1, id: 0 } },
         );
@@ -301,16 +289,18 @@ for (const backend of backends) {
         [{ a: { b: { x: 1 } } }, { "a.b.c": 1 }, { a: { b: {} } }],
         [{ a: [{ b: { x: 1 } }] }, { "a.b.c": 1 }, { a: [{ b: {} }] }],
       ])("inclusion of %j by %j gives %j", async (doc, projection, expected) => {
-        await col.insert({ ...doc, id: "ps", t: "ps" });
-        const [found] = await col.find({ id: "ps" }, { projection: { ...projection, id: 0 } });
-        await col.delete("ps");
+        await db.col.insert({ ...doc, id: "ps", t: "ps" });
+        const [found] = await db.col.find({ id: "ps" }, { projection: { ...projection, id: 0 } });
+        await db.col.delete("ps");
         expect(found as Obj).toEqual(expected);
       });
 
       test("{a: 0, id: 1} excludes a and keeps the id", async () => {
-        await col.insert({ id: "ex1", t: 2, a: { b: 1 } });
-        expect(await col.find({ id: "ex1" }, { projection: { a: 0, id: 1 } })).toEqual([{ id: "ex1", t: 2 }]);
-        await col.delete("ex1");
+        await db.col.insert({ id: "ex1", t: 2, a: { b: 1 } });
+        expect(await db.col.find({ id: "ex1" }, { projection: { a: 0, id: 1 } })).toEqual([
+          { id: "ex1", t: 2 },
+        ]);
+        await db.col.delete("ex1");
       });
 
       test("mixing inclusion and exclusion is refused", async () => {
@@ -353,11 +343,11 @@ for (const backend of backends) {
         await refused([1], "options");
       });
       test("empty and absent options are fine", async () => {
-        await col.insert({ id: "opt-ok", t: "optok" });
-        expect(await col.find({ t: "optok" }, {})).toHaveLength(1);
-        expect(await col.find({ t: "optok" }, undefined)).toHaveLength(1);
-        expect(await col.find({ t: "optok" }, null)).toHaveLength(1);
-        expect(await col.find({ t: "optok" }, { sort: {}, projection: {} })).toEqual([
+        await db.col.insert({ id: "opt-ok", t: "optok" });
+        expect(await db.col.find({ t: "optok" }, {})).toHaveLength(1);
+        expect(await db.col.find({ t: "optok" }, undefined)).toHaveLength(1);
+        expect(await db.col.find({ t: "optok" }, null)).toHaveLength(1);
+        expect(await db.col.find({ t: "optok" }, { sort: {}, projection: {} })).toEqual([
           { id: "opt-ok", t: "optok" },
         ]);
       });
@@ -371,18 +361,18 @@ for (const backend of backends) {
           c: { n: 3 },
           d: { n: "3" },
         });
-        expect(await col.count({ t: "count" })).toBe(4);
-        expect(await col.count({ t: "count", n: { $gte: 2 } })).toBe(2);
-        expect(await col.count({ t: "count", tags: "x" })).toBe(2);
-        expect(await col.count({ t: "count", tags: { $exists: false } })).toBe(2);
-        expect(await col.count({ t: "count", $or: [{ n: 1 }, { n: "3" }] })).toBe(2);
-        expect(await col.count({ t: "nothing" })).toBe(0);
-        expect(await col.count({ t: "count" })).toBe((await col.find({ t: "count" })).length);
+        expect(await db.col.count({ t: "count" })).toBe(4);
+        expect(await db.col.count({ t: "count", n: { $gte: 2 } })).toBe(2);
+        expect(await db.col.count({ t: "count", tags: "x" })).toBe(2);
+        expect(await db.col.count({ t: "count", tags: { $exists: false } })).toBe(2);
+        expect(await db.col.count({ t: "count", $or: [{ n: 1 }, { n: "3" }] })).toBe(2);
+        expect(await db.col.count({ t: "nothing" })).toBe(0);
+        expect(await db.col.count({ t: "count" })).toBe((await db.col.find({ t: "count" })).length);
       });
 
       test("a bad filter is refused", async () => {
-        await expect(col.count({ n: { $bogus: 1 } })).rejects.toBeInstanceOf(QueryError);
-        await expect(col.count("n = 1")).rejects.toBeInstanceOf(QueryError);
+        await expect(db.col.count({ n: { $bogus: 1 } })).rejects.toBeInstanceOf(QueryError);
+        await expect(db.col.count("n = 1")).rejects.toBeInstanceOf(QueryError);
       });
     });
   });

@@ -9,10 +9,10 @@
  * THE measurement: 50 concurrent `$inc` on one document give exactly +50 (each update computes the
  * new document from the row it locks, not from a stale read).
  */
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { update as mingoUpdate } from "mingo/updater";
-import { type DocumentCollection, QueryError, type Store } from "../../src/store/index.ts";
-import { backends } from "../support/stores.ts";
+import { QueryError } from "../../src/store/index.ts";
+import { backends, useCollection } from "../support/stores.ts";
 
 type Obj = Record<string, unknown>;
 type MingoModifier = Parameters<typeof mingoUpdate>[1];
@@ -26,24 +26,12 @@ const byMingo = (doc: Obj, update: Obj): Obj => {
 
 for (const backend of backends) {
   describe(`MongoDB update operators on ${backend.name}`, () => {
-    let store: Store;
-    let col: DocumentCollection;
+    const db = useCollection(backend, "vdag_controllers");
     let seq = 0;
-
-    beforeAll(async () => {
-      setDefaultTimeout(300_000);
-      store = await backend.open();
-      col = store.collection("vdag_controllers");
-      await col.clear();
-    });
-    afterAll(async () => {
-      await col.clear();
-      await store.close();
-    });
 
     const fresh = async (doc: Obj): Promise<string> => {
       const id = `u${++seq}`;
-      await col.insert({ ...structuredClone(doc), id });
+      await db.col.insert({ ...structuredClone(doc), id });
       return id;
     };
 
@@ -53,9 +41,9 @@ for (const backend of backends) {
      */
     const expectUpdate = async (doc: Obj, update: Obj, expected: Obj, mingo = true): Promise<void> => {
       const id = await fresh(doc);
-      const out = await col.update(id, update);
+      const out = await db.col.update(id, update);
       expect(out).toEqual({ ...expected, id });
-      expect(await col.get(id)).toEqual({ ...expected, id });
+      expect(await db.col.get(id)).toEqual({ ...expected, id });
       if (mingo) expect(byMingo({ ...doc, id }, update)).toEqual({ ...expected, id });
     };
 
@@ -68,7 +56,7 @@ for (const backend of backends) {
       const id = await fresh(doc);
       let error: unknown;
       try {
-        await col.update(id, update);
+        await db.col.update(id, update);
       } catch (e) {
         error = e;
       }
@@ -77,7 +65,7 @@ for (const backend of backends) {
       if (like.code !== undefined) expect(q.code).toBe(like.code);
       if (like.path !== undefined) expect(q.path).toBe(like.path);
       if (like.message !== undefined) expect(q.message).toMatch(like.message);
-      expect(await col.get(id)).toEqual({ ...doc, id });
+      expect(await db.col.get(id)).toEqual({ ...doc, id });
       return q;
     };
 
@@ -560,10 +548,10 @@ for (const backend of backends) {
       });
 
       test("updating a missing id gives null and creates nothing", async () => {
-        expect(await col.update("no-such-id", { $set: { a: 1 } })).toBeNull();
-        expect(await col.get("no-such-id")).toBeNull();
+        expect(await db.col.update("no-such-id", { $set: { a: 1 } })).toBeNull();
+        expect(await db.col.get("no-such-id")).toBeNull();
         // Even an update that would fail on a document: there is none to fail on.
-        expect(await col.update("no-such-id", { $inc: { a: 1 } })).toBeNull();
+        expect(await db.col.update("no-such-id", { $inc: { a: 1 } })).toBeNull();
       });
     });
 
@@ -575,79 +563,83 @@ for (const backend of backends) {
           { id: "m3", group: "g", n: 3 },
           { id: "m4", group: "h", n: 4 },
         ];
-        for (const d of docs) await col.insert(d);
-        expect(await col.updateMany({ group: "g" }, { $inc: { n: 10 }, $addToSet: { tags: "u" } })).toBe(3);
-        expect(await col.get("m1")).toEqual({ id: "m1", group: "g", n: 11, tags: ["u"] });
-        expect(await col.get("m2")).toEqual({ id: "m2", group: "g", n: 12, tags: ["t", "u"] });
-        expect(await col.get("m3")).toEqual({ id: "m3", group: "g", n: 13, tags: ["u"] });
-        expect(await col.get("m4")).toEqual({ id: "m4", group: "h", n: 4 });
+        for (const d of docs) await db.col.insert(d);
+        expect(await db.col.updateMany({ group: "g" }, { $inc: { n: 10 }, $addToSet: { tags: "u" } })).toBe(
+          3,
+        );
+        expect(await db.col.get("m1")).toEqual({ id: "m1", group: "g", n: 11, tags: ["u"] });
+        expect(await db.col.get("m2")).toEqual({ id: "m2", group: "g", n: 12, tags: ["t", "u"] });
+        expect(await db.col.get("m3")).toEqual({ id: "m3", group: "g", n: 13, tags: ["u"] });
+        expect(await db.col.get("m4")).toEqual({ id: "m4", group: "h", n: 4 });
 
-        expect(await col.updateMany({ group: "h", n: { $gt: 3 } }, { $set: { seen: true } })).toBe(1);
-        expect((await col.get("m4"))?.seen).toBe(true);
-        expect(await col.updateMany({ group: "nobody" }, { $set: { seen: true } })).toBe(0);
+        expect(await db.col.updateMany({ group: "h", n: { $gt: 3 } }, { $set: { seen: true } })).toBe(1);
+        expect((await db.col.get("m4"))?.seen).toBe(true);
+        expect(await db.col.updateMany({ group: "nobody" }, { $set: { seen: true } })).toBe(0);
         expect(
-          await col.updateMany({ group: { $in: ["g", "h"] }, n: { $gte: 12 } }, { $unset: { tags: "" } }),
+          await db.col.updateMany({ group: { $in: ["g", "h"] }, n: { $gte: 12 } }, { $unset: { tags: "" } }),
         ).toBe(2);
-        expect(await col.get("m2")).toEqual({ id: "m2", group: "g", n: 12 });
+        expect(await db.col.get("m2")).toEqual({ id: "m2", group: "g", n: 12 });
       });
 
       test("refuses bad updates and bad filters before touching anything", async () => {
-        await col.insert({ id: "m5", group: "k", n: 1, s: "x" });
-        await expect(col.updateMany({ group: "k" }, { $set: { id: "x" } })).rejects.toBeInstanceOf(
+        await db.col.insert({ id: "m5", group: "k", n: 1, s: "x" });
+        await expect(db.col.updateMany({ group: "k" }, { $set: { id: "x" } })).rejects.toBeInstanceOf(
           QueryError,
         );
-        await expect(col.updateMany({ group: { $bogus: 1 } }, { $set: { a: 1 } })).rejects.toBeInstanceOf(
+        await expect(db.col.updateMany({ group: { $bogus: 1 } }, { $set: { a: 1 } })).rejects.toBeInstanceOf(
           QueryError,
         );
         // A failure on one matching document leaves every document unchanged.
-        await col.insert({ id: "m6", group: "k", n: 2, s: [] });
+        await db.col.insert({ id: "m6", group: "k", n: 2, s: [] });
         await expect(
-          col.updateMany({ group: "k" }, { $inc: { n: 1 }, $push: { s: 1 } }),
+          db.col.updateMany({ group: "k" }, { $inc: { n: 1 }, $push: { s: 1 } }),
         ).rejects.toBeInstanceOf(QueryError);
-        expect(await col.get("m5")).toEqual({ id: "m5", group: "k", n: 1, s: "x" });
-        expect(await col.get("m6")).toEqual({ id: "m6", group: "k", n: 2, s: [] });
+        expect(await db.col.get("m5")).toEqual({ id: "m5", group: "k", n: 1, s: "x" });
+        expect(await db.col.get("m6")).toEqual({ id: "m6", group: "k", n: 2, s: [] });
       });
     });
 
     describe("concurrency", () => {
       test("50 concurrent $inc on one document give exactly +50", async () => {
-        await col.insert({ id: "counter", n: 100 });
+        await db.col.insert({ id: "counter", n: 100 });
         const results = await Promise.all(
-          Array.from({ length: 50 }, () => col.update("counter", { $inc: { n: 1 } })),
+          Array.from({ length: 50 }, () => db.col.update("counter", { $inc: { n: 1 } })),
         );
-        expect((await col.get("counter"))?.n).toBe(150);
+        expect((await db.col.get("counter"))?.n).toBe(150);
         // Every update saw its own state: the returned values are exactly 101..150.
         const seen = results.map((d) => d?.n as number).sort((a, b) => a - b);
         expect(seen).toEqual(Array.from({ length: 50 }, (_, i) => 101 + i));
       });
 
       test("20 concurrent $push of distinct values lose none", async () => {
-        await col.insert({ id: "pushes", arr: [] });
-        await Promise.all(Array.from({ length: 20 }, (_, i) => col.update("pushes", { $push: { arr: i } })));
-        const arr = (await col.get("pushes"))?.arr as number[];
+        await db.col.insert({ id: "pushes", arr: [] });
+        await Promise.all(
+          Array.from({ length: 20 }, (_, i) => db.col.update("pushes", { $push: { arr: i } })),
+        );
+        const arr = (await db.col.get("pushes"))?.arr as number[];
         expect(arr).toHaveLength(20);
         expect([...arr].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i));
       });
 
       test("concurrent $addToSet of overlapping values keep one of each", async () => {
-        await col.insert({ id: "sets", tags: [] });
+        await db.col.insert({ id: "sets", tags: [] });
         await Promise.all(
-          Array.from({ length: 30 }, (_, i) => col.update("sets", { $addToSet: { tags: `t${i % 10}` } })),
+          Array.from({ length: 30 }, (_, i) => db.col.update("sets", { $addToSet: { tags: `t${i % 10}` } })),
         );
-        const tags = (await col.get("sets"))?.tags as string[];
+        const tags = (await db.col.get("sets"))?.tags as string[];
         expect([...tags].sort()).toEqual(Array.from({ length: 10 }, (_, i) => `t${i}`).sort());
       });
 
       // Concurrent updateMany over the same rows can deadlock on Postgres; the store runs the loser again.
       test("concurrent updateMany and single-document $inc on the same documents add up", async () => {
-        for (let i = 0; i < 5; i++) await col.insert({ id: `cm${i}`, kind: "cm", n: 0 });
+        for (let i = 0; i < 5; i++) await db.col.insert({ id: `cm${i}`, kind: "cm", n: 0 });
         await Promise.all([
           ...Array.from({ length: 10 }, async () =>
-            expect(await col.updateMany({ kind: "cm" }, { $inc: { n: 1 } })).toBe(5),
+            expect(await db.col.updateMany({ kind: "cm" }, { $inc: { n: 1 } })).toBe(5),
           ),
-          ...Array.from({ length: 20 }, (_, i) => col.update(`cm${i % 5}`, { $inc: { n: 100 } })),
+          ...Array.from({ length: 20 }, (_, i) => db.col.update(`cm${i % 5}`, { $inc: { n: 100 } })),
         ]);
-        const ns = (await col.find({ kind: "cm" }, { sort: { id: 1 } })).map((d) => d.n);
+        const ns = (await db.col.find({ kind: "cm" }, { sort: { id: 1 } })).map((d) => d.n);
         expect(ns).toEqual([410, 410, 410, 410, 410]);
       });
     });
