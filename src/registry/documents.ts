@@ -6,11 +6,8 @@
  */
 import type { z } from "zod";
 import { type ApiError, badRequest, notFound, parseWith } from "../http/errors.ts";
-import type { Doc, DocumentCollection } from "../store/index.ts";
+import { type Doc, type DocumentCollection, isPlainObject } from "../store/index.ts";
 import { elementSchemaAtPath, QueryBodySchema, schemaAtPath } from "./schemas.ts";
-
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  v !== null && typeof v === "object" && !Array.isArray(v);
 
 /**
  * Refuses keys a stored document must not have: `$`-prefixed keys (they would read as operators in

@@ -37,10 +37,6 @@ const mapError = (e: unknown): never => {
 const IMMUTABLE = ["id"];
 const MAX_ATTEMPTS = 5;
 
-export interface FindResult {
-  docs: Doc[];
-}
-
 export class DocumentCollection {
   private readonly table: string;
 

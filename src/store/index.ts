@@ -12,6 +12,7 @@ import { COLLECTION_NAMES, type CollectionName } from "./schema.ts";
 export { type Doc, DocumentCollection, StoreError } from "./collection.ts";
 export { conditionsToFilter } from "./mongo/conditions.ts";
 export { QueryError } from "./mongo/errors.ts";
+export { isPlainObject } from "./mongo/filter.ts";
 export type { CollectionName } from "./schema.ts";
 
 export interface StoreConfig {

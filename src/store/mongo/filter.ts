@@ -13,7 +13,6 @@ import { fail } from "./errors.ts";
 import { jpKey, jpScalar, jpString, jpType } from "./jsonpath.ts";
 import type { SqlParams } from "./sql.ts";
 
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type Filter = Record<string, unknown>;
 
 /** The compiled form: jsonpath leaves merge into one `@@`; SQL leaves render against a column. */
