@@ -1,8 +1,5 @@
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import type { Hono } from "hono";
-import { createRegistryApp } from "../../src/registry/app.ts";
-import type { Store } from "../../src/store/index.ts";
-import { json, openCleanStore, STORE_KINDS } from "./stores.ts";
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { json, STORE_KINDS, useRegistryApp } from "./stores.ts";
 
 // PGlite starts in 2-5 s (more on a loaded machine); bun's default 5 s per test and hook is too short.
 setDefaultTimeout(60_000);
@@ -27,18 +24,8 @@ const cluster = (id: string, extra: Record<string, unknown> = {}) => ({
 });
 
 describe.each(STORE_KINDS)("cluster registry on %s", (_name, config) => {
-  let store: Store;
-  let app: Hono;
-
-  beforeAll(async () => {
-    store = await openCleanStore(config, ["clusters"]);
-    app = createRegistryApp(store);
-  });
-  afterAll(async () => {
-    await store.close();
-  });
-
-  const req = (path: string, init?: RequestInit) => app.request(path, init);
+  const registry = useRegistryApp(config, ["clusters"]);
+  const req = (path: string, init?: RequestInit) => registry.app.request(path, init);
   const post = (path: string, body: unknown) => req(path, json("POST", body));
   const errorOf = async (res: Response) => {
     const body = (await res.json()) as { error: { code: string; message: string; details: unknown } };
@@ -363,6 +350,6 @@ describe.each(STORE_KINDS)("cluster registry on %s", (_name, config) => {
 
   test("GET /health names the store", async () => {
     const res = await req("/health");
-    expect(await res.json()).toEqual({ status: "ok", store: store.kind });
+    expect(await res.json()).toEqual({ status: "ok", store: registry.store.kind });
   });
 });

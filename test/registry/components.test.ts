@@ -1,8 +1,5 @@
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import type { Hono } from "hono";
-import { createRegistryApp } from "../../src/registry/app.ts";
-import type { Store } from "../../src/store/index.ts";
-import { json, openCleanStore, STORE_KINDS } from "./stores.ts";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { json, STORE_KINDS, useRegistryApp } from "./stores.ts";
 
 // PGlite starts in 2-5 s (more on a loaded machine); bun's default 5 s per test and hook is too short.
 setDefaultTimeout(60_000);
@@ -21,18 +18,8 @@ const component = (uri: string, extra: Record<string, unknown> = {}) => ({
 });
 
 describe.each(STORE_KINDS)("component registry on %s", (_name, config) => {
-  let store: Store;
-  let app: Hono;
-
-  beforeAll(async () => {
-    store = await openCleanStore(config, ["components"]);
-    app = createRegistryApp(store);
-  });
-  afterAll(async () => {
-    await store.close();
-  });
-
-  const req = (path: string, init?: RequestInit) => app.request(path, init);
+  const registry = useRegistryApp(config, ["components"]);
+  const req = (path: string, init?: RequestInit) => registry.app.request(path, init);
   const post = (path: string, body: unknown) => req(path, json("POST", body));
   const errorOf = async (res: Response) =>
     ((await res.json()) as { error: { code: string; message: string; details: unknown } }).error;

@@ -1,8 +1,6 @@
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import type { Hono } from "hono";
-import { createMetricsApp, createRegistryApp } from "../../src/registry/app.ts";
-import type { Store } from "../../src/store/index.ts";
-import { json, openCleanStore, STORE_KINDS } from "./stores.ts";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { createMetricsApp } from "../../src/registry/app.ts";
+import { json, STORE_KINDS, useRegistryApp } from "./stores.ts";
 
 // PGlite starts in 2-5 s (more on a loaded machine); bun's default 5 s per test and hook is too short.
 setDefaultTimeout(60_000);
@@ -21,12 +19,7 @@ const metrics = (load: number, freeMem: number, extra: Record<string, unknown> =
 });
 
 describe.each(STORE_KINDS)("global cluster metrics on %s", (_name, config) => {
-  let store: Store;
-  let app: Hono;
-
-  beforeAll(async () => {
-    store = await openCleanStore(config, ["cluster_metrics"]);
-    app = createRegistryApp(store);
+  const registry = useRegistryApp(config, ["cluster_metrics"], async (app) => {
     for (const [id, load, mem, region] of [
       ["m-a", 3, 12000, "us"],
       ["m-b", 12, 20000, "us"],
@@ -37,19 +30,16 @@ describe.each(STORE_KINDS)("global cluster metrics on %s", (_name, config) => {
       expect(res.status).toBe(200);
     }
   });
-  afterAll(async () => {
-    await store.close();
-  });
 
   const get = async (path: string, status = 200): Promise<Envelope> => {
-    const res = await app.request(path);
+    const res = await registry.app.request(path);
     expect(res.status).toBe(status);
     return (await res.json()) as Envelope;
   };
   const ids = (env: Envelope) => (env.data as { id: string }[]).map((d) => d.id);
 
   test("PUT then GET /cluster/{id} in the success envelope", async () => {
-    const res = await app.request("/cluster/m-new", json("PUT", metrics(2, 9000)));
+    const res = await registry.app.request("/cluster/m-new", json("PUT", metrics(2, 9000)));
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({
       success: true,
@@ -63,7 +53,7 @@ describe.each(STORE_KINDS)("global cluster metrics on %s", (_name, config) => {
     });
 
     // PUT replaces the whole document.
-    await app.request("/cluster/m-new", json("PUT", { cluster: { vcpu: { load_15m: 7 } } }));
+    await registry.app.request("/cluster/m-new", json("PUT", { cluster: { vcpu: { load_15m: 7 } } }));
     expect((await get("/cluster/m-new")).data).toEqual({ cluster: { vcpu: { load_15m: 7 } }, id: "m-new" });
   });
 
@@ -96,7 +86,7 @@ describe.each(STORE_KINDS)("global cluster metrics on %s", (_name, config) => {
   });
 
   test("POST /cluster/query {query, options}", async () => {
-    const res = await app.request(
+    const res = await registry.app.request(
       "/cluster/query",
       json("POST", {
         query: { "cluster.vcpu.load_15m": { $lt: 10 }, region: "us" },
@@ -127,28 +117,28 @@ describe.each(STORE_KINDS)("global cluster metrics on %s", (_name, config) => {
     env = await get(`/cluster/query?query=${encodeURIComponent("{}")}&region=eu`, 400);
     expect(env.error).toContain("region");
 
-    let res = await app.request("/cluster/m-a", json("PUT", "{oops"));
+    let res = await registry.app.request("/cluster/m-a", json("PUT", "{oops"));
     expect(res.status).toBe(400);
     env = (await res.json()) as Envelope;
     expect(env).toMatchObject({ success: false, data: null, code: "invalid_json" });
 
-    res = await app.request("/cluster/m-a", json("PUT", { blob: "y".repeat(1_100_000) }));
+    res = await registry.app.request("/cluster/m-a", json("PUT", { blob: "y".repeat(1_100_000) }));
     expect(res.status).toBe(413);
     expect(((await res.json()) as Envelope).success).toBe(false);
 
-    res = await app.request("/cluster/m-a", json("PUT", { id: "m-b" }));
+    res = await registry.app.request("/cluster/m-a", json("PUT", { id: "m-b" }));
     expect(res.status).toBe(400);
     expect(((await res.json()) as Envelope).code).toBe("id_mismatch");
 
-    res = await app.request("/cluster/m-a", json("PUT", [1, 2]));
+    res = await registry.app.request("/cluster/m-a", json("PUT", [1, 2]));
     expect(res.status).toBe(400);
     expect(((await res.json()) as Envelope).error).toStartWith("body:");
 
-    res = await app.request("/cluster/query", json("POST", { query: { $where: "1" } }));
+    res = await registry.app.request("/cluster/query", json("POST", { query: { $where: "1" } }));
     expect(res.status).toBe(400);
     expect(((await res.json()) as Envelope).error).toContain("$where");
 
-    res = await app.request("/cluster/m-a", { method: "PATCH" });
+    res = await registry.app.request("/cluster/m-a", { method: "PATCH" });
     expect(res.status).toBe(404);
     expect(((await res.json()) as Envelope).success).toBe(false);
 
@@ -157,16 +147,16 @@ describe.each(STORE_KINDS)("global cluster metrics on %s", (_name, config) => {
   });
 
   test("DELETE /cluster/{id}", async () => {
-    await app.request("/cluster/m-gone", json("PUT", metrics(1, 1)));
-    const res = await app.request("/cluster/m-gone", { method: "DELETE" });
+    await registry.app.request("/cluster/m-gone", json("PUT", metrics(1, 1)));
+    const res = await registry.app.request("/cluster/m-gone", { method: "DELETE" });
     expect(await res.json()).toEqual({ success: true, data: { id: "m-gone", deleted: true }, error: null });
     await get("/cluster/m-gone", 404);
-    const again = await app.request("/cluster/m-gone", { method: "DELETE" });
+    const again = await registry.app.request("/cluster/m-gone", { method: "DELETE" });
     expect(again.status).toBe(404);
   });
 
   test("the metrics-only app serves /cluster and nothing of the registries", async () => {
-    const metricsApp = createMetricsApp(store);
+    const metricsApp = createMetricsApp(registry.store);
     const res = await metricsApp.request("/cluster/m-a");
     expect(((await res.json()) as Envelope).data).toEqual({ ...metrics(3, 12000), id: "m-a" });
     const other = await metricsApp.request("/clusters");

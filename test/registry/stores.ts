@@ -2,6 +2,9 @@
  * The stores the registry suites run on (test/support/stores.ts). Each suite opens one store per kind
  * in beforeAll and empties the collections it uses.
  */
+import { afterAll, beforeAll } from "bun:test";
+import type { Hono } from "hono";
+import { createRegistryApp } from "../../src/registry/app.ts";
 import type { CollectionName, Store, StoreConfig } from "../../src/store/index.ts";
 import { openStore } from "../../src/store/index.ts";
 
@@ -20,3 +23,34 @@ export const json = (method: string, body: unknown, headers: Record<string, stri
   headers: { "content-type": "application/json", ...headers },
   body: typeof body === "string" ? body : JSON.stringify(body),
 });
+
+/**
+ * For the enclosing describe block: a store on `config` with `collections` emptied, the registry app
+ * over it (`seed` runs once against the app), closed afterwards.
+ */
+export const useRegistryApp = (
+  config: StoreConfig,
+  collections: CollectionName[],
+  seed?: (app: Hono) => Promise<void>,
+): { readonly store: Store; readonly app: Hono } => {
+  let store: Store | undefined;
+  let app: Hono | undefined;
+  beforeAll(async () => {
+    store = await openCleanStore(config, collections);
+    app = createRegistryApp(store);
+    await seed?.(app);
+  });
+  afterAll(async () => {
+    await store?.close();
+  });
+  return {
+    get store() {
+      if (!store) throw new Error("the store is opened in beforeAll");
+      return store;
+    },
+    get app() {
+      if (!app) throw new Error("the app is created in beforeAll");
+      return app;
+    },
+  };
+};
