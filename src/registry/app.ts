@@ -13,6 +13,14 @@
  *     GET    /query?...         query=<JSON filter> or key=value equality, with limit, skip, sort
  *     POST   /query             {"query", "options"}
  *     GET    /{id}  PUT /{id}  DELETE /{id}
+ *   /policies                  WebAssembly policies (src/policy/store.ts)
+ *     PUT    /{uri}             upload: body application/wasm with ?kind=&description=&fuel=&memory_bytes=
+ *                               &output_bytes=, or a multipart form; 201, or 200 for the same bytes,
+ *                               409 for other bytes under a stored URI, 422 when admission refuses it
+ *     POST   /                  the same with `uri` in the query or form
+ *     GET    /?kind&limit&skip  metadata of stored policies
+ *     GET    /{uri}             metadata;  GET /{uri}/wasm?form=original|instrumented  the module
+ *     DELETE /{uri}
  *   GET /health                {"status": "ok", "store": <kind>}
  *
  * Errors follow src/http/errors.ts: `{"error": {"code", "message", "details"}}`, except under
@@ -20,12 +28,14 @@
  */
 import { Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { notFound, onError, onNotFound, readJson, resolveError } from "../http/errors.ts";
+import { badRequest, notFound, onError, onNotFound, readJson, resolveError } from "../http/errors.ts";
+import { PolicyStore } from "../policy/store.ts";
 import type { Store } from "../store/index.ts";
 import { clusterRegistry } from "./clusters.ts";
 import { componentRegistry } from "./components.ts";
 import { type DocumentRegistry, parseListParams } from "./documents.ts";
 import { failure, type MetricsRegistry, metricsRegistry, ok } from "./metrics.ts";
+import { readPolicyUpload } from "./policies.ts";
 
 const listParams = (q: Record<string, string>) => ({ limit: q.limit, skip: q.skip });
 
@@ -60,6 +70,40 @@ export const metricsRoutes = (metrics: MetricsRegistry): Hono => {
   return app;
 };
 
+/** The policy store routes, to mount under `/policies`. */
+export const policyRoutes = (policies: PolicyStore): Hono => {
+  const app = new Hono();
+  const upload = async (req: Request, query: Record<string, string>, uri?: string) => {
+    const { uri: target, bytes, meta } = await readPolicyUpload(req, query, uri);
+    const { policy, created } = await policies.upload(target, bytes, meta);
+    return { policy, status: created ? (201 as const) : (200 as const) };
+  };
+  app.get("/", async (c) => {
+    const q = c.req.query();
+    const { limit, skip } = parseListParams(listParams(q));
+    return c.json(await policies.list({ kind: q.kind, limit, skip }));
+  });
+  app.post("/", async (c) => {
+    const { policy, status } = await upload(c.req.raw, c.req.query());
+    return c.json(policy, status);
+  });
+  app.put("/:uri", async (c) => {
+    const { policy, status } = await upload(c.req.raw, c.req.query(), c.req.param("uri"));
+    return c.json(policy, status);
+  });
+  app.get("/:uri", async (c) => c.json(await policies.get(c.req.param("uri"))));
+  app.get("/:uri/wasm", async (c) => {
+    const form = c.req.query("form") ?? "original";
+    if (form !== "original" && form !== "instrumented") {
+      throw badRequest("invalid_form", "form: must be 'original' or 'instrumented'", { path: "form" });
+    }
+    const bytes = await policies.download(c.req.param("uri"), form);
+    return c.body(bytes as Uint8Array<ArrayBuffer>, 200, { "content-type": "application/wasm" });
+  });
+  app.delete("/:uri", async (c) => c.json(await policies.delete(c.req.param("uri"))));
+  return app;
+};
+
 const health = (store: Store) => ({ status: "ok", store: store.kind });
 
 /** Only the global metrics API (`/cluster/...`, `/health`): what the metrics port serves. */
@@ -80,6 +124,7 @@ export const createRegistryApp = (store: Store): Hono => {
   app.get("/health", (c) => c.json(health(store)));
   app.route("/clusters", documentRoutes(clusterRegistry(store)));
   app.route("/components", documentRoutes(componentRegistry(store)));
+  app.route("/policies", policyRoutes(new PolicyStore(store)));
   app.route("/cluster", metricsRoutes(metricsRegistry(store)));
   return app;
 };

@@ -5,9 +5,9 @@
  * type of any known field; leave the field out instead.
  */
 import { z } from "zod";
+import { MAX_ID_LENGTH, versionedUri } from "../store/uri.ts";
 
 /** Ids travel in URL paths: non-empty, bounded, with no character that would end a path segment. */
-export const MAX_ID_LENGTH = 256;
 const ID_PATTERN = /^[^\s/?#\\]+$/;
 
 export const DocumentId = z
@@ -27,15 +27,7 @@ export const ClusterId = DocumentId.refine((id) => !RESERVED_CLUSTER_IDS.include
 });
 
 /** A component URI is `name:version`, e.g. `model.object-detector:2.0.0-stable`. */
-export const COMPONENT_URI_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*:[A-Za-z0-9][A-Za-z0-9._+-]*$/;
-
-export const ComponentUri = z
-  .string()
-  .max(MAX_ID_LENGTH, `must be at most ${MAX_ID_LENGTH} characters`)
-  .regex(
-    COMPONENT_URI_PATTERN,
-    "must be name:version (letters, digits, '.', '_', '-'; the version may also hold '+'), e.g. model.object-detector:2.0.0-stable",
-  );
+export const ComponentUri = versionedUri("model.object-detector:2.0.0-stable");
 
 const count = z.number().int().nonnegative();
 const quantity = z.number().nonnegative();

@@ -7,9 +7,11 @@ import { DocumentCollection } from "./collection.ts";
 import { openPglite } from "./driver/pglite.ts";
 import { openPostgres } from "./driver/postgres.ts";
 import type { Driver } from "./driver/types.ts";
+import { PolicyModuleTable } from "./modules.ts";
 import { COLLECTION_NAMES, type CollectionName } from "./schema.ts";
 
 export { type Doc, DocumentCollection, StoreError } from "./collection.ts";
+export type { PolicyModuleRow, PolicyModuleTable } from "./modules.ts";
 export { conditionsToFilter } from "./mongo/conditions.ts";
 export { QueryError } from "./mongo/errors.ts";
 export { isPlainObject } from "./mongo/filter.ts";
@@ -25,6 +27,8 @@ export interface StoreConfig {
 export interface Store {
   readonly kind: Driver["kind"];
   collection(name: CollectionName): DocumentCollection;
+  /** Policy module bytes (metadata is in the `policies` collection). */
+  readonly policyModules: PolicyModuleTable;
   close(): Promise<void>;
 }
 
@@ -49,6 +53,7 @@ export const openStore = async (config: StoreConfig = {}): Promise<Store> => {
       if (!c) throw new Error(`unknown collection ${name}`);
       return c;
     },
+    policyModules: new PolicyModuleTable(driver),
     close: () => driver.close(),
   };
 };

@@ -4,7 +4,7 @@
  * The GIN jsonb_path_ops index serves the `@@` jsonpath predicates the Mongo filter compiles to.
  */
 import { sql } from "drizzle-orm";
-import { index, integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
+import { customType, index, integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
 
 const documentTable = <N extends string>(name: N) =>
   pgTable(
@@ -25,6 +25,19 @@ export const blocks = documentTable("blocks");
 export const policies = documentTable("policies");
 export const vdagControllers = documentTable("vdag_controllers");
 export const clusterMetrics = documentTable("cluster_metrics");
+
+const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({ dataType: () => "bytea" });
+
+/**
+ * Policy modules, content-addressed by the sha256 of the instrumented bytes (what runs); the
+ * metadata lives in the `policies` collection, whose documents name their module by this hash.
+ */
+export const policyModules = pgTable("policy_modules", {
+  sha256: text("sha256").primaryKey(),
+  original: bytea("original").notNull(),
+  instrumented: bytea("instrumented").notNull(),
+  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+});
 
 export const COLLECTIONS = {
   clusters,
