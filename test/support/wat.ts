@@ -20,6 +20,7 @@ export interface WatFeatures {
   code_metadata?: boolean;
   gc?: boolean;
   memory64?: boolean;
+  multi_memory?: boolean;
   extended_const?: boolean;
   relaxed_simd?: boolean;
 }
@@ -43,30 +44,17 @@ let wabt: Awaited<ReturnType<typeof wabtInit>> | undefined;
 export const compileWat = async (
   source: string,
   features: WatFeatures = SANDBOX_FEATURES,
+  /** `relocatable` writes an object file: 5-byte LEB indices and linking/reloc custom sections. */
+  options: { relocatable?: boolean } = {},
 ): Promise<Uint8Array<ArrayBuffer>> => {
   wabt ??= await wabtInit();
   const module = wabt.parseWat("policy.wat", source, features);
   try {
     module.resolveNames();
-    module.validate();
+    // wabt's typings omit validate's features argument; without it threads, multi-memory etc. fail.
+    (module as unknown as { validate(features: WatFeatures): void }).validate(features);
     // A copy owned by an ArrayBuffer, as WebAssembly and Response bodies want.
-    return new Uint8Array(module.toBinary({ write_debug_names: true }).buffer);
-  } finally {
-    module.destroy();
-  }
-};
-
-/** The text form of a binary module, for failure messages and debugging. */
-export const wasmToWat = async (
-  bytes: Uint8Array,
-  features: WatFeatures = SANDBOX_FEATURES,
-): Promise<string> => {
-  wabt ??= await wabtInit();
-  const module = wabt.readWasm(bytes, { readDebugNames: true, ...features });
-  try {
-    module.generateNames();
-    module.applyNames();
-    return module.toText({});
+    return new Uint8Array(module.toBinary({ write_debug_names: true, ...options }).buffer);
   } finally {
     module.destroy();
   }

@@ -75,9 +75,6 @@ const formatBytes = (bytes: number): string =>
 
 const quoted = (module: string, field: string) => `"${module}"."${field}"`;
 
-const signatureType = (signature: FunctionSignature): string =>
-  formatType({ params: [...signature.params], results: [...signature.results] } as unknown as FuncType);
-
 const sameSignature = (type: FuncType, signature: FunctionSignature): boolean =>
   type.params.length === signature.params.length &&
   type.results.length === signature.results.length &&
@@ -166,7 +163,7 @@ const checkImports = (info: ModuleInfo): void => {
     }
     const type = info.types[entry.typeIndex];
     if (!type || !sameSignature(type, signature)) {
-      const expected = signatureType(signature);
+      const expected = formatType(signature);
       const actual = type ? formatType(type) : "unknown";
       refuse("bad_import_signature", `import ${what} has type ${actual}, but its type is ${expected}`, {
         ...details,

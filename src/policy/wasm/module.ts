@@ -100,7 +100,11 @@ export interface ModuleInfo {
   bodies: CodeBody[];
 }
 
-export const formatType = (type: FuncType): string => {
+/** `(i64, i32) -> (i64)`, from a decoded type (value type bytes) or an ABI signature (names). */
+export const formatType = (type: {
+  params: readonly (number | string)[];
+  results: readonly (number | string)[];
+}): string => {
   const list = (types: readonly (number | string)[]) =>
     types.map((t) => (typeof t === "string" ? t : (VALUE_TYPE_NAMES[t] ?? `0x${t.toString(16)}`))).join(", ");
   return `(${list(type.params)}) -> (${list(type.results)})`;
@@ -175,7 +179,7 @@ export const parseModule = (bytes: Uint8Array): ModuleInfo => {
 const readSection = (info: ModuleInfo, id: number, r: Reader): void => {
   switch (id) {
     case SECTION.custom:
-      r.name();
+      // Copied as they are; not even the name is decoded, since engines skip malformed custom sections.
       r.pos = r.end;
       return;
     case SECTION.type:

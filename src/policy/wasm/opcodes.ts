@@ -11,7 +11,6 @@ export const OP = {
   loop: 0x03,
   if: 0x04,
   end: 0x0b,
-  call: 0x10,
   memoryGrow: 0x40,
 } as const;
 
