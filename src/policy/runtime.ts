@@ -45,6 +45,8 @@ export interface EvalOptions {
   context?: Record<string, unknown>;
   /** Providers for this call only (e.g. the clusters fetched for this decision). */
   host?: PolicyHost;
+  /** Check `input_data` against the kind first (a bad_input error); hosts that build it skip this. */
+  validateInput?: boolean;
 }
 
 const sha256Hex = async (bytes: Uint8Array): Promise<string> => {
@@ -111,6 +113,9 @@ const defaultLog = (uri: string) => (level: LogLevel, message: string) => {
 
 class KernelMemoryExceeded extends Error {}
 
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
 const PLUGIN_ERROR_PREFIX = "Plugin-originated error: ";
 
 /**
@@ -125,6 +130,10 @@ export class PolicyInstance {
   #fuel: WebAssembly.Global | null = null;
   #trap: WebAssembly.Global | null = null;
   #allocated = 0;
+  #memory: WebAssembly.Memory | null = null;
+  /** The input of the call in progress and the output written with aios_output_write, if any. */
+  #input: Uint8Array = new Uint8Array(0);
+  #output: string | null = null;
   #host: PolicyHost;
   #callHost: PolicyHost | null = null;
   #queue: Promise<unknown> = Promise.resolve();
@@ -159,15 +168,17 @@ export class PolicyInstance {
         logger,
         functions: {
           [SANDBOX_MODULE]: { alloc: (cx: CallContext, n: bigint) => this.#alloc(cx, n) },
-          "extism:host/user": hostFunctions(() => ({
-            host: this.#callHost ?? this.#host,
-            ruleId: this.ruleId,
-          })),
+          "extism:host/user": {
+            ...hostFunctions(() => ({ host: this.#callHost ?? this.#host, ruleId: this.ruleId })),
+            aios_input_read: (_cx: CallContext, dst: bigint) => this.#inputRead(dst),
+            aios_output_write: (_cx: CallContext, src: bigint, len: bigint) => this.#outputWrite(src, len),
+          },
         },
       },
     );
     const exports = (await plugin.getInstance()).exports;
     this.#plugin = plugin;
+    this.#memory = exports.memory instanceof WebAssembly.Memory ? exports.memory : null;
     this.#fuel = this.policy.metered ? (exports[SANDBOX_EXPORTS.fuel] as WebAssembly.Global) : null;
     this.#trap = this.policy.metered ? (exports[SANDBOX_EXPORTS.trap] as WebAssembly.Global) : null;
     if (this.policy.exports.includes("init")) {
@@ -186,6 +197,7 @@ export class PolicyInstance {
 
   /** `eval` with the kind's contract: the output is parsed, validated and cross-checked. */
   async eval<O = Record<string, unknown>>(inputData: unknown, options: EvalOptions = {}): Promise<O> {
+    if (options.validateInput) this.#checkInput(inputData);
     const input = {
       parameters: options.parameters ?? this.parameters,
       input_data: inputData,
@@ -218,15 +230,17 @@ export class PolicyInstance {
   }
 
   #run(name: string, input: string, host?: PolicyHost): Promise<string> {
-    if (this.#closed) return Promise.reject(new PolicyError("trap", this.uri, "instance is closed"));
-    // Fast path: no call in progress, so no queueing (the load balancer calls on every request).
-    if (!this.#busy) return this.#exclusive(name, input, host);
+    return this.#busy ? this.#queued(name, input, host) : this.#exclusive(name, input, host);
+  }
+
+  #queued(name: string, input: string, host?: PolicyHost): Promise<string> {
     const next = this.#queue.then(() => this.#exclusive(name, input, host));
     this.#queue = next.catch(() => undefined);
     return next;
   }
 
   async #exclusive(name: string, input: string, host?: PolicyHost): Promise<string> {
+    if (this.#closed) throw new PolicyError("trap", this.uri, "instance is closed");
     this.#busy = true;
     try {
       if (!this.#plugin) await this.start();
@@ -244,8 +258,11 @@ export class PolicyInstance {
     if (this.#fuel) this.#fuel.value = this.policy.limits.fuel;
     if (this.#trap) this.#trap.value = TRAP_REASON.none;
     this.#allocated = 0;
+    this.#input = encoder.encode(input);
+    this.#output = null;
     try {
-      const output = await plugin.call(name, input);
+      const output = await plugin.call(name, this.#input);
+      if (this.#output !== null) return this.#output;
       const bytes = output ? output.bytes().byteLength : 0;
       if (bytes > this.policy.limits.outputBytes) {
         throw new PolicyError(
@@ -264,6 +281,39 @@ export class PolicyInstance {
     }
   }
 
+  /** aios_input_read: the call's input copied straight into the policy's linear memory. */
+  #inputRead(dst: bigint): bigint {
+    const view = this.#linear(dst, this.#input.byteLength, "aios_input_read");
+    view.set(this.#input);
+    return BigInt(this.#input.byteLength);
+  }
+
+  /** aios_output_write: the call's output read straight from the policy's linear memory. */
+  #outputWrite(src: bigint, len: bigint): void {
+    const bytes = Number(len);
+    if (bytes > this.policy.limits.outputBytes) {
+      throw new PolicyError(
+        "output_too_large",
+        this.uri,
+        `output of ${bytes} bytes is over the limit of ${this.policy.limits.outputBytes}`,
+        {
+          bytes,
+          limit: this.policy.limits.outputBytes,
+        },
+      );
+    }
+    this.#output = decoder.decode(this.#linear(src, bytes, "aios_output_write"));
+  }
+
+  #linear(offset: bigint, length: number, what: string): Uint8Array {
+    if (!this.#memory) throw new HostCallError(`${what}: the policy does not export its memory as 'memory'`);
+    const start = Number(offset);
+    if (start < 0 || start + length > this.#memory.buffer.byteLength) {
+      throw new HostCallError(`${what}: ${length} bytes at ${start} are outside the policy's memory`);
+    }
+    return new Uint8Array(this.#memory.buffer, start, length);
+  }
+
   #alloc(cx: CallContext, n: bigint): bigint {
     this.#allocated += Number(n);
     if (this.#allocated > this.policy.limits.memoryBytes) throw new KernelMemoryExceeded();
@@ -271,7 +321,6 @@ export class PolicyInstance {
   }
 
   #classify(name: string, err: unknown): PolicyError {
-    if (err instanceof PolicyError) return err;
     const message = err instanceof Error ? err.message : String(err);
     if (message.startsWith(PLUGIN_ERROR_PREFIX)) {
       // The policy reported an error and returned normally: its instance is intact.
@@ -280,6 +329,10 @@ export class PolicyInstance {
       });
     }
     const reason = this.#trap?.value ?? TRAP_REASON.none;
+    if (err instanceof PolicyError) {
+      void this.#discard();
+      return err;
+    }
     // A trap may leave the instance's memory inconsistent: start afresh on the next call.
     void this.#discard();
     const { fuel, memoryBytes } = this.policy.limits;
@@ -306,6 +359,7 @@ export class PolicyInstance {
     this.#plugin = null;
     this.#fuel = null;
     this.#trap = null;
+    this.#memory = null;
     await plugin?.close();
   }
 
@@ -326,13 +380,19 @@ export class PolicyInstance {
     return value as Record<string, unknown>;
   }
 
+  #checkInput(inputData: unknown): void {
+    const result = policyKind(this.kind).input.safeParse(inputData);
+    if (result.success) return;
+    const issue = result.error.issues[0];
+    const path = issue ? issue.path.join(".") : "";
+    throw new PolicyError("bad_input", this.uri, `input_data ${path || "(root)"}: ${issue?.message}`, {
+      path,
+    });
+  }
+
   #checkOutput(inputData: unknown, output: Record<string, unknown>): Record<string, unknown> {
     const kind = policyKind(this.kind);
-    const parsedInput = kind.input.safeParse(inputData);
-    // An input outside the contract is the host's fault; the output can only be shape-checked loosely.
-    const schema = parsedInput.success ? kind.output(parsedInput.data) : null;
-    if (!schema) return output;
-    const result = schema.safeParse(output);
+    const result = kind.output(inputData).safeParse(output);
     if (!result.success) {
       const issue = result.error.issues[0];
       const path = issue ? issue.path.join(".") : "";
@@ -341,7 +401,7 @@ export class PolicyInstance {
         issues: result.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
       });
     }
-    const problems = kind.check?.(parsedInput.data, result.data) ?? [];
+    const problems = kind.check?.(inputData, result.data) ?? [];
     if (problems.length > 0) {
       throw new PolicyError("bad_output", this.uri, `output ${problems[0]}`, {
         path: problems[0]?.split(":")[0],

@@ -9,6 +9,7 @@ import {
   constantPolicy,
   contextPolicy,
   counterPolicy,
+  directEchoPolicy,
   endlessLoopPolicy,
   failingPolicy,
   hugeOutputPolicy,
@@ -132,6 +133,30 @@ describe("policy runtime: host functions", () => {
     const other = await instantiatePolicy(policy, { ruleId: "rule-b", host: { context } });
     const seen3 = (await other.eval(event(3))) as { input_data: { event_name: string } };
     expect(seen3.input_data.event_name).toBe("e3");
+  });
+});
+
+describe("policy runtime: direct input and output", () => {
+  test("aios_input_read and aios_output_write move the call's JSON through linear memory", async () => {
+    const echo = await load(directEchoPolicy, "eventHandler");
+    const event = { block_id: "b-1", event_name: "started", event_data: { step: 1 } };
+    const out = (await echo.eval(event, { parameters: { p: 1 } })) as Record<string, unknown>;
+    expect(out.input_data).toEqual(event);
+    expect(out.parameters).toEqual({ p: 1 });
+    expect((out.context as Record<string, unknown>).kind).toBe("eventHandler");
+  });
+
+  test("an output over the limit written directly is refused", async () => {
+    const echo = await load(directEchoPolicy, "eventHandler", { outputBytes: 1024 });
+    const big = { block_id: "b", event_name: "e", event_data: { blob: "x".repeat(2000) } };
+    expect((await failure(echo.eval(big))).code).toBe("output_too_large");
+  });
+
+  test("validateInput refuses input_data outside the kind's contract", async () => {
+    const echo = await load(directEchoPolicy, "eventHandler");
+    const err = await failure(echo.eval({ block_id: 7 }, { validateInput: true }));
+    expect(err.code).toBe("bad_input");
+    expect(err.details?.path).toBe("block_id");
   });
 });
 

@@ -130,3 +130,14 @@ export const contextPolicy = `(module ${KERNEL}
       (local.set $v (call $ctx_get (call $copy_out (i32.const 0) (i32.const 4))))))
     (call $output_set (local.get $v) (call $length (local.get $v)))
     (i32.const 0)))`;
+
+/** Echoes its input through aios_input_read and aios_output_write (no kernel blocks). */
+export const directEchoPolicy = `(module
+  (import "extism:host/env" "input_length" (func $input_length (result i64)))
+  (import "extism:host/user" "aios_input_read" (func $input_read (param i64) (result i64)))
+  (import "extism:host/user" "aios_output_write" (func $output_write (param i64 i64)))
+  (memory (export "memory") 1)
+  (func (export "eval") (result i32) (local $n i64)
+    (local.set $n (call $input_read (i64.const 1024)))
+    (call $output_write (i64.const 1024) (local.get $n))
+    (i32.const 0)))`;

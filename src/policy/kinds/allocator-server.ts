@@ -1,6 +1,6 @@
 /** The resource allocator server's policy (resource-allocator.md): which cluster, node and GPUs. */
 import { z } from "zod";
-import { defineKind, GpuIds, JsonObject } from "./contract.ts";
+import { defineKind, field, GpuIds, JsonObject } from "./contract.ts";
 
 const Input = z.looseObject({
   cluster_data: z.record(
@@ -22,7 +22,7 @@ export const allocatorServer = defineKind({
   input: Input,
   output: () => Output,
   check: (input, output) =>
-    output.cluster_id in input.cluster_data
+    Object.hasOwn(Object(field(input, "cluster_data")), output.cluster_id)
       ? []
       : [`cluster_id: '${output.cluster_id}' is not one of the candidate clusters`],
 });

@@ -1,6 +1,6 @@
 /** autoscaler (block-runtime.md): periodically decides to keep, add or remove instances. */
 import { z } from "zod";
-import { defineKind, JsonObject } from "./contract.ts";
+import { defineKind, field, JsonObject } from "./contract.ts";
 
 const Input = z.looseObject({
   block_data: JsonObject,
@@ -28,8 +28,9 @@ export const autoscaler = defineKind({
   input: Input,
   output: () => Output,
   check: (input, output) => {
-    if (output.skip || output.operation !== "downscale" || !input.instances) return [];
-    const offered = new Set(input.instances);
+    const instances = field(input, "instances");
+    if (output.skip || output.operation !== "downscale" || !Array.isArray(instances)) return [];
+    const offered = new Set(instances);
     return (output.instances_list as string[])
       .map((id, i) => (offered.has(id) ? "" : `instances_list.${i}: '${id}' is not an instance of the block`))
       .filter(Boolean);

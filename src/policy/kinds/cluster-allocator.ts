@@ -3,7 +3,7 @@
  * `post_dry_run` picks one entry by its dry-run score.
  */
 import { z } from "zod";
-import { defineKind, JsonObject, NodeInfo } from "./contract.ts";
+import { defineKind, field, JsonObject, NodeInfo } from "./contract.ts";
 
 const ScoreData = z.looseObject({ score: z.number().min(0).max(1), node_info: NodeInfo.nullish() });
 const ScoredCluster = z.looseObject({ score_data: ScoreData });
@@ -20,5 +20,5 @@ export const clusterAllocator = defineKind({
   description: "chooses candidate clusters for a new block, then one of them by feasibility score",
   input: Input,
   output: (input): z.ZodType<Record<string, unknown>> =>
-    input.action === "selection" ? SelectionOutput : ScoredCluster,
+    field(input, "action") === "selection" ? SelectionOutput : ScoredCluster,
 });

@@ -5,18 +5,32 @@
  */
 import { z } from "zod";
 
-export interface PolicyKind<I = unknown, O = unknown> {
+export interface PolicyKind<O = unknown> {
   /** The kind's name as stored with a policy, e.g. `loadBalancer`. */
   readonly name: string;
   readonly description: string;
-  readonly input: z.ZodType<I>;
-  /** The output schema; kinds with actions answer differently per action. */
-  output(input: I): z.ZodType<O>;
-  /** Cross-checks of output against input; each string names the output path at fault. */
-  check?(input: I, output: O): string[];
+  /** The `input_data` hosts send; checked on request only, since hosts build it themselves. */
+  readonly input: z.ZodType;
+  /**
+   * The output schema for this input (kinds with actions answer differently per action). Takes the
+   * input unchecked: the load balancer's hot path cannot afford to validate what its host built.
+   */
+  output(input: unknown): z.ZodType<O>;
+  /** Cross-checks of output against the unchecked input; each string names the output path at fault. */
+  check?(input: unknown, output: O): string[];
 }
 
-export const defineKind = <I, O>(kind: PolicyKind<I, O>): PolicyKind<I, O> => kind;
+export const defineKind = <O>(kind: PolicyKind<O>): PolicyKind<O> => kind;
+
+/** A field of an unchecked input, if the input is an object. */
+export const field = (input: unknown, key: string): unknown =>
+  typeof input === "object" && input !== null ? (input as Record<string, unknown>)[key] : undefined;
+
+/** Whether an unchecked input's `key` is an array holding `value`. */
+export const listHas = (input: unknown, key: string, value: unknown): boolean => {
+  const list = field(input, key);
+  return Array.isArray(list) && list.includes(value);
+};
 
 /** A JSON object whose listed keys are checked and whose other keys pass through. */
 export const JsonObject = z.record(z.string(), z.unknown());

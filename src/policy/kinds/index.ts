@@ -31,5 +31,5 @@ export const POLICY_KIND_NAMES = Object.keys(POLICY_KINDS) as PolicyKindName[];
 
 export const isPolicyKindName = (name: string): name is PolicyKindName => Object.hasOwn(POLICY_KINDS, name);
 
-export const policyKind = (name: PolicyKindName): PolicyKind<unknown, unknown> =>
-  POLICY_KINDS[name] as unknown as PolicyKind<unknown, unknown>;
+export const policyKind = (name: PolicyKindName): PolicyKind<Record<string, unknown>> =>
+  POLICY_KINDS[name] as unknown as PolicyKind<Record<string, unknown>>;

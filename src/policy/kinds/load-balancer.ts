@@ -1,6 +1,6 @@
 /** loadBalancer (block-runtime.md): the executor asks which instance takes this packet. */
 import { z } from "zod";
-import { defineKind } from "./contract.ts";
+import { defineKind, listHas } from "./contract.ts";
 
 const Packet = z.looseObject({
   session_id: z.string(),
@@ -18,7 +18,7 @@ export const loadBalancer = defineKind({
   input: Input,
   output: () => Output,
   check: (input, output) =>
-    input.instances.includes(output.instance_id)
+    listHas(input, "instances", output.instance_id)
       ? []
       : [`instance_id: '${output.instance_id}' is not one of the instances offered`],
 });

@@ -3,7 +3,7 @@
  * on a node and GPUs; `dry_run` scores how feasible the whole block is on this cluster.
  */
 import { z } from "zod";
-import { defineKind, JsonObject, NodeInfo } from "./contract.ts";
+import { defineKind, field, JsonObject, listHas, NodeInfo } from "./contract.ts";
 
 export const RESOURCE_ALLOCATOR_ACTIONS = ["dry_run", "allocation", "scale", "reassignment"] as const;
 
@@ -28,10 +28,10 @@ export const resourceAllocator = defineKind({
   description: "places a block's instances on nodes and GPUs of a cluster, or scores a dry run",
   input: Input,
   output: (input): z.ZodType<Record<string, unknown>> =>
-    input.action === "dry_run" ? DryRunOutput : NodeInfo.loose(),
+    field(input, "action") === "dry_run" ? DryRunOutput : NodeInfo.loose(),
   check: (input, output) => {
-    const nodeId = input.action === "dry_run" ? null : String(output.node_id);
-    return nodeId === null || input.payload.healthy_nodes.includes(nodeId)
+    const nodeId = field(input, "action") === "dry_run" ? null : output.node_id;
+    return nodeId === null || listHas(field(input, "payload"), "healthy_nodes", nodeId)
       ? []
       : [`node_id: '${nodeId}' is not one of the healthy nodes`];
   },
