@@ -34,8 +34,10 @@ export const parseServerFlags = (argv: string[]) => {
 };
 
 /** Starts the registry, prints the listening lines and serves until SIGINT/SIGTERM. */
-export const serveRegistry = (options: ReturnType<typeof parseServerFlags>): Promise<number> =>
-  serveUntilSignal(options);
+export const serveRegistry = (
+  options: ReturnType<typeof parseServerFlags>,
+  ready?: Parameters<typeof serveUntilSignal>[1],
+): Promise<number> => serveUntilSignal(options, ready);
 
 export const registryVerb: Verb = {
   name: "registry",

@@ -105,10 +105,22 @@ export const watchSignals = (): SignalWatch => {
   };
 };
 
-/** Starts the registry, prints the listening lines, serves until SIGINT/SIGTERM; the exit status. */
-export const serveUntilSignal = async (options: RegistryServerOptions): Promise<number> => {
+/**
+ * Starts the registry, runs `ready` (e.g. seeding), prints the listening lines, serves until
+ * SIGINT/SIGTERM; the exit status.
+ */
+export const serveUntilSignal = async (
+  options: RegistryServerOptions,
+  ready?: (running: RunningServers) => Promise<void>,
+): Promise<number> => {
   const signals = watchSignals();
   const running = await startRegistry(options);
+  try {
+    await ready?.(running);
+  } catch (err) {
+    await running.stop();
+    throw err;
+  }
   if (signals.received === undefined) announce(running.listeners);
   const signal = await signals.next;
   console.error(`aios: ${signal} received, stopping`);

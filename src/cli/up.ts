@@ -2,6 +2,8 @@
  * `aios up`: everything, embedded. For now that is the registry alone; the gateway, cluster controller
  * and resource allocator join as they are built.
  */
+import { installBuiltinPolicies } from "../policy/builtins.ts";
+import { PolicyStore } from "../policy/store.ts";
 import type { Verb } from "./args.ts";
 import { parseServerFlags, serveRegistry, serverFlagsUsage } from "./registry.ts";
 
@@ -11,7 +13,7 @@ export const upVerb: Verb = {
   usage: `usage: aios up [--port P] [--metrics-port M] [--host H] [--data-dir DIR]
 
 Runs every aios service in one process. In this version only the registry (clusters, components,
-global metrics) is started; the gateway, cluster controller and resource allocator are not built yet.
+policies, global metrics) is started, with the built-in policies stored; the gateway, cluster controller and resource allocator are not built yet.
 State is kept on disk in ./.data (PGlite) unless --data-dir or DATABASE_URL says otherwise, so a
 restart keeps everything.
 
@@ -24,6 +26,12 @@ ${serverFlagsUsage}`,
     }
     if (!options.dataDir && !process.env.DATABASE_URL) options.dataDir = ".data";
     console.log("aios up: starting the registry only (gateway, controller and allocator are not built yet)");
-    return serveRegistry(options);
+    return serveRegistry(options, async (running) => {
+      const report = await installBuiltinPolicies(new PolicyStore(running.store));
+      console.log(
+        `aios up: built-in policies: ${report.installed.length} installed, ${report.unchanged.length} already stored`,
+      );
+      for (const k of report.kept) console.error(`aios up: kept the stored ${k.uri}: ${k.reason}`);
+    });
   },
 };
