@@ -4,10 +4,11 @@
  * `--help`. A mistake on the command line prints the usage on stderr and exits with status 2.
  */
 import { UsageError, type Verb } from "./args.ts";
+import { policyVerb } from "./policy.ts";
 import { registryVerb } from "./registry.ts";
 import { upVerb } from "./up.ts";
 
-export const VERBS: readonly Verb[] = [upVerb, registryVerb];
+export const VERBS: readonly Verb[] = [upVerb, registryVerb, policyVerb];
 
 export const usage = (): string =>
   [

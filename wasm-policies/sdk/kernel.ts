@@ -1,0 +1,158 @@
+/**
+ * Moving bytes between the policy's linear memory and Extism kernel memory. Every kernel call is a
+ * round trip to the host (in the JS SDK a few hundred nanoseconds), so transfers go eight bytes at a
+ * time, the tail as one overlapping u64; the as-pdk helpers go byte by byte on the way out.
+ */
+import {
+  alloc,
+  error_set,
+  free,
+  input_length,
+  input_load_u64,
+  input_load_u8,
+  length,
+  load_u64,
+  load_u8,
+  log_debug,
+  log_error,
+  log_info,
+  log_warn,
+  output_set,
+  store_u64,
+  store_u8,
+} from "@extism/as-pdk/lib/env";
+import * as JSON from "./json";
+
+/** Scratch for incoming bytes (input, host results); reused across calls. */
+let inPtr: usize = 0;
+let inCap: usize = 0;
+
+function ensureIn(n: usize): usize {
+  if (n > inCap || (inCap > 1 << 20 && n < 1 << 16)) {
+    // Grow on demand; give back an unusually large buffer once small inputs return.
+    if (inPtr != 0) heap.free(inPtr);
+    let cap: usize = 1024;
+    while (cap < n) cap <<= 1;
+    inPtr = heap.alloc(cap);
+    inCap = cap;
+  }
+  return inPtr;
+}
+
+/**
+ * Copies the input to `dst`. The tail is read as one overlapping u64 ending at the last byte, not byte
+ * by byte: each kernel call is a round trip to the host, and this saves up to six of them.
+ */
+function copyInput(dst: usize, n: usize): void {
+  if (n < 8) {
+    for (let i: usize = 0; i < n; i++) store<u8>(dst + i, input_load_u8(<u64>i));
+    return;
+  }
+  let i: usize = 0;
+  for (; i + 8 <= n; i += 8) store<u64>(dst + i, input_load_u64(<u64>i));
+  if (i < n) store<u64>(dst + n - 8, input_load_u64(<u64>(n - 8)));
+}
+
+/** Parses the call's input; null with `JSON.errorMessage()` when it is not valid JSON. */
+export function readInputJson(): JSON.Value | null {
+  const n = <usize>input_length();
+  const dst = ensureIn(n);
+  copyInput(dst, n);
+  return JSON.parseBytes(dst, <i32>n);
+}
+
+/** The call's input as text. */
+export function readInputText(): string {
+  const n = <usize>input_length();
+  const dst = ensureIn(n);
+  copyInput(dst, n);
+  return String.UTF8.decodeUnsafe(dst, n);
+}
+
+/** Copies the kernel block at `offset` into scratch; returns its length. */
+function loadBlock(offset: u64): usize {
+  const n = <usize>length(offset);
+  const dst = ensureIn(n);
+  if (n < 8) {
+    for (let i: usize = 0; i < n; i++) store<u8>(dst + i, load_u8(offset + <u64>i));
+    return n;
+  }
+  let i: usize = 0;
+  for (; i + 8 <= n; i += 8) store<u64>(dst + i, load_u64(offset + <u64>i));
+  if (i < n) store<u64>(dst + n - 8, load_u64(offset + <u64>(n - 8)));
+  return n;
+}
+
+/** Parses the JSON in a kernel block and frees the block; null when absent or malformed. */
+export function takeBlockJson(offset: u64): JSON.Value | null {
+  if (offset == 0) return null;
+  const n = loadBlock(offset);
+  free(offset);
+  return JSON.parseBytes(inPtr, <i32>n);
+}
+
+/** Copies `len` bytes at `ptr` into a new kernel block. */
+export function storeBytes(ptr: usize, len: usize): u64 {
+  const offset = alloc(<u64>len);
+  if (len < 8) {
+    for (let i: usize = 0; i < len; i++) store_u8(offset + <u64>i, load<u8>(ptr + i));
+    return offset;
+  }
+  let i: usize = 0;
+  for (; i + 8 <= len; i += 8) store_u64(offset + <u64>i, load<u64>(ptr + i));
+  // The tail as one overlapping u64 ending at the last byte.
+  if (i < len) store_u64(offset + <u64>(len - 8), load<u64>(ptr + len - 8));
+  return offset;
+}
+
+/** A new kernel block holding `s` as UTF-8. */
+export function storeString(s: string): u64 {
+  const buf = String.UTF8.encode(s);
+  return storeBytes(changetype<usize>(buf), <usize>buf.byteLength);
+}
+
+const outBuf = new JSON.ByteBuffer();
+
+/** A new kernel block holding the JSON text of `v`. */
+export function storeJson(v: JSON.Value): u64 {
+  outBuf.reset();
+  JSON.writeTo(outBuf, v);
+  return storeBytes(outBuf.ptr, outBuf.len);
+}
+
+/** Sets the call's output to the JSON text of `v`. */
+export function setOutputJson(v: JSON.Value): void {
+  outBuf.reset();
+  JSON.writeTo(outBuf, v);
+  // The JS host reads the whole block, so the block is exactly the output's size.
+  const offset = storeBytes(outBuf.ptr, outBuf.len);
+  output_set(offset, <u64>outBuf.len);
+}
+
+/** Sets the call's output to `s`. */
+export function setOutputString(s: string): void {
+  const buf = String.UTF8.encode(s);
+  const offset = storeBytes(changetype<usize>(buf), <usize>buf.byteLength);
+  output_set(offset, <u64>buf.byteLength);
+}
+
+/** Sets the call's error; the host reports it instead of the output. */
+export function setError(message: string): void {
+  error_set(storeString(message));
+}
+
+export const enum LogLevel {
+  Debug = 0,
+  Info = 1,
+  Warn = 2,
+  Error = 3,
+}
+
+export function log(level: LogLevel, message: string): void {
+  const offset = storeString(message);
+  if (level == LogLevel.Debug) log_debug(offset);
+  else if (level == LogLevel.Info) log_info(offset);
+  else if (level == LogLevel.Warn) log_warn(offset);
+  else log_error(offset);
+  free(offset);
+}
