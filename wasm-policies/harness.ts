@@ -60,21 +60,43 @@ export async function policyBytes(name: string): Promise<Uint8Array> {
   return new Uint8Array(await Bun.file(join(ROOT, file)).arrayBuffer());
 }
 
+/**
+ * The call in progress as the direct host functions see it: the input `aios_input_read` copies into
+ * the policy's memory and the output `aios_output_write` takes from it.
+ */
+export class DirectIo {
+  input: Uint8Array = new Uint8Array(0);
+  output: string | null = null;
+  memory: WebAssembly.Memory | null = null;
+
+  view(offset: bigint, length: number, what: string): Uint8Array {
+    if (!this.memory) throw new Error(`${what}: the policy does not export its memory`);
+    return new Uint8Array(this.memory.buffer, Number(offset), length);
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
 export class PolicyHandle {
   constructor(
     readonly plugin: Plugin,
     readonly host: FakeHost,
     readonly uri: string,
     readonly kind: string,
+    readonly io: DirectIo,
   ) {}
 
   ruleId = "rule-1";
 
-  async call(name: string, input: unknown): Promise<unknown> {
-    const text = typeof input === "string" ? input : JSON.stringify(input);
-    let body: string;
+  /** One call with raw input; the output text, or PolicyCallError with the policy's message. */
+  async raw(name: string, input: string | Uint8Array): Promise<string> {
+    const bytes = typeof input === "string" ? encoder.encode(input) : input;
+    this.io.input = bytes;
+    this.io.output = null;
     try {
-      body = (await this.plugin.call(name, text))?.text() ?? "";
+      const out = await this.plugin.call(name, bytes);
+      return this.io.output ?? out?.text() ?? "";
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       throw new PolicyCallError(message.startsWith(PREFIX) ? message.slice(PREFIX.length) : message);
@@ -82,6 +104,11 @@ export class PolicyHandle {
       // As the aios runtime does: kernel blocks live until reset, so free them after every call.
       await this.plugin.reset();
     }
+  }
+
+  /** One call with JSON (or JSON text) in and out. */
+  async call(name: string, input: unknown): Promise<unknown> {
+    const body = await this.raw(name, typeof input === "string" ? input : JSON.stringify(input));
     return body.length > 0 ? JSON.parse(body) : null;
   }
 
@@ -124,7 +151,7 @@ export class PolicyHandle {
   }
 }
 
-function hostFunctions(host: FakeHost) {
+function hostFunctions(host: FakeHost, io: DirectIo) {
   const count = (name: string) => host.calls?.set(name, (host.calls.get(name) ?? 0) + 1);
   const text = (cx: CallContext, off: bigint) => cx.read(off)?.text() ?? "";
   const json = (cx: CallContext, value: unknown) => cx.store(JSON.stringify(value ?? null));
@@ -157,6 +184,13 @@ function hostFunctions(host: FakeHost) {
       const k = text(cx, key);
       return host.context?.has(k) ? json(cx, host.context.get(k)) : 0n;
     },
+    aios_input_read: (_cx: CallContext, dst: bigint) => {
+      io.view(dst, io.input.byteLength, "aios_input_read").set(io.input);
+      return BigInt(io.input.byteLength);
+    },
+    aios_output_write: (_cx: CallContext, src: bigint, len: bigint) => {
+      io.output = decoder.decode(io.view(src, Number(len), "aios_output_write"));
+    },
     aios_context_set: (cx: CallContext, key: bigint, value: bigint) => {
       count("aios_context_set");
       host.context ??= new Map();
@@ -177,14 +211,17 @@ export async function openPolicy(name: string, host: FakeHost = {}): Promise<Pol
     warn: (message: string) => logs.push({ level: "warn", message }),
     error: (message: string) => logs.push({ level: "error", message }),
   } as unknown as Console;
+  const io = new DirectIo();
   const plugin = await createPlugin(
     { wasm: [{ data: await policyBytes(name) }] },
     {
       useWasi: false,
       runInWorker: false,
       logger,
-      functions: { "extism:host/user": hostFunctions(host) },
+      functions: { "extism:host/user": hostFunctions(host, io) },
     },
   );
-  return new PolicyHandle(plugin, host, entry?.uri ?? `fixture.${name}`, entry?.kind ?? "fixture");
+  const memory = (await plugin.getInstance()).exports.memory;
+  io.memory = memory instanceof WebAssembly.Memory ? memory : null;
+  return new PolicyHandle(plugin, host, entry?.uri ?? `fixture.${name}`, entry?.kind ?? "fixture", io);
 }

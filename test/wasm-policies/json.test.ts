@@ -18,11 +18,7 @@ beforeAll(async () => {
 afterAll(() => echo?.close());
 
 /** The fixture's re-serialization of `text`, as text. */
-const roundTrip = async (text: string, via: "eval" | "management" = "eval"): Promise<string> => {
-  const out = await echo.plugin.call(via, text);
-  await echo.plugin.reset();
-  return out?.text() ?? "";
-};
+const roundTrip = (text: string, via: "eval" | "management" = "eval"): Promise<string> => echo.raw(via, text);
 
 const errorOf = async (text: string): Promise<string> => {
   try {
@@ -196,11 +192,9 @@ describe("JSON parse and stringify", () => {
     ]) {
       let message = "";
       try {
-        await echo.plugin.call("eval", new Uint8Array(bytes));
+        await echo.raw("eval", new Uint8Array(bytes));
       } catch (err) {
         message = (err as Error).message;
-      } finally {
-        await echo.plugin.reset();
       }
       expect(message).toMatch(/UTF-8/);
     }

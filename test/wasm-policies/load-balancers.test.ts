@@ -263,8 +263,7 @@ describe("cost of a load-balancing call", () => {
       const times = new Float64Array(n);
       for (let i = 0; i < n; i++) {
         const t = performance.now();
-        (await lb.plugin.call("eval", input))?.json();
-        await lb.plugin.reset();
+        JSON.parse(await lb.raw("eval", input));
         times[i] = performance.now() - t;
       }
       times.sort();

@@ -107,9 +107,19 @@ describe("built modules", () => {
         .imports.filter((i) => i.module === "extism:host/user")
         .map((i) => i.name)
         .sort();
-    expect(await hostImports("roundrobin")).toEqual([]);
-    expect(await hostImports("least-outstanding")).toEqual(["aios_get_metrics"]);
-    expect(await hostImports("failure-counter")).toEqual(["aios_context_get", "aios_context_set"]);
+    // Every policy reads its input and writes its output directly (one host call each).
+    const direct = ["aios_input_read", "aios_output_write"];
+    expect(await hostImports("roundrobin")).toEqual(direct);
+    expect(await hostImports("least-outstanding")).toEqual(["aios_get_metrics", ...direct].sort());
+    expect(await hostImports("failure-counter")).toEqual(
+      ["aios_context_get", "aios_context_set", ...direct].sort(),
+    );
+    // Input and output never go through kernel blocks byte by byte.
+    const kernel = inspectModule(await load("wasm-policies/dist/roundrobin.wasm"))
+      .imports.filter((i) => i.module === "extism:host/env")
+      .map((i) => i.name);
+    expect(kernel).not.toContain("input_load_u64");
+    expect(kernel).not.toContain("output_set");
   });
 });
 

@@ -1,15 +1,16 @@
 /**
- * Moving bytes between the policy's linear memory and Extism kernel memory. Every kernel call is a
- * round trip to the host (in the JS SDK a few hundred nanoseconds), so transfers go eight bytes at a
- * time, the tail as one overlapping u64; the as-pdk helpers go byte by byte on the way out.
+ * Moving bytes between the policy's linear memory and the host. The call's input and output go
+ * through the aios host functions `aios_input_read` / `aios_output_write`: one call each, straight
+ * from and into linear memory. Everything else (host function arguments and results, errors, logs)
+ * uses Extism kernel blocks, where every access is a round trip to the host (in the JS SDK a few
+ * hundred nanoseconds), so those transfers go eight bytes at a time, the tail as one overlapping u64;
+ * the as-pdk helpers go byte by byte on the way out.
  */
 import {
   alloc,
   error_set,
   free,
   input_length,
-  input_load_u64,
-  input_load_u8,
   length,
   load_u64,
   load_u8,
@@ -17,11 +18,17 @@ import {
   log_error,
   log_info,
   log_warn,
-  output_set,
   store_u64,
   store_u8,
 } from "@extism/as-pdk/lib/env";
 import * as JSON from "./json";
+
+// @ts-ignore: decorator
+@external("extism:host/user", "aios_input_read")
+declare function aios_input_read(dst: u64): u64;
+// @ts-ignore: decorator
+@external("extism:host/user", "aios_output_write")
+declare function aios_output_write(src: u64, len: u64): void;
 
 /** Scratch for incoming bytes (input, host results); reused across calls. */
 let inPtr: usize = 0;
@@ -39,34 +46,22 @@ function ensureIn(n: usize): usize {
   return inPtr;
 }
 
-/**
- * Copies the input to `dst`. The tail is read as one overlapping u64 ending at the last byte, not byte
- * by byte: each kernel call is a round trip to the host, and this saves up to six of them.
- */
-function copyInput(dst: usize, n: usize): void {
-  if (n < 8) {
-    for (let i: usize = 0; i < n; i++) store<u8>(dst + i, input_load_u8(<u64>i));
-    return;
-  }
-  let i: usize = 0;
-  for (; i + 8 <= n; i += 8) store<u64>(dst + i, input_load_u64(<u64>i));
-  if (i < n) store<u64>(dst + n - 8, input_load_u64(<u64>(n - 8)));
+/** Copies the call's input into scratch; returns its length. */
+function copyInput(): usize {
+  const dst = ensureIn(<usize>input_length());
+  return <usize>aios_input_read(<u64>dst);
 }
 
 /** Parses the call's input; null with `JSON.errorMessage()` when it is not valid JSON. */
 export function readInputJson(): JSON.Value | null {
-  const n = <usize>input_length();
-  const dst = ensureIn(n);
-  copyInput(dst, n);
-  return JSON.parseBytes(dst, <i32>n);
+  const n = copyInput();
+  return JSON.parseBytes(inPtr, <i32>n);
 }
 
 /** The call's input as text. */
 export function readInputText(): string {
-  const n = <usize>input_length();
-  const dst = ensureIn(n);
-  copyInput(dst, n);
-  return String.UTF8.decodeUnsafe(dst, n);
+  const n = copyInput();
+  return String.UTF8.decodeUnsafe(inPtr, n);
 }
 
 /** Copies the kernel block at `offset` into scratch; returns its length. */
@@ -124,16 +119,13 @@ export function storeJson(v: JSON.Value): u64 {
 export function setOutputJson(v: JSON.Value): void {
   outBuf.reset();
   JSON.writeTo(outBuf, v);
-  // The JS host reads the whole block, so the block is exactly the output's size.
-  const offset = storeBytes(outBuf.ptr, outBuf.len);
-  output_set(offset, <u64>outBuf.len);
+  aios_output_write(<u64>outBuf.ptr, <u64>outBuf.len);
 }
 
 /** Sets the call's output to `s`. */
 export function setOutputString(s: string): void {
   const buf = String.UTF8.encode(s);
-  const offset = storeBytes(changetype<usize>(buf), <usize>buf.byteLength);
-  output_set(offset, <u64>buf.byteLength);
+  aios_output_write(<u64>changetype<usize>(buf), <u64>buf.byteLength);
 }
 
 /** Sets the call's error; the host reports it instead of the output. */
