@@ -191,6 +191,11 @@ function hostFunctions(host: FakeHost, io: DirectIo) {
     aios_output_write: (_cx: CallContext, src: bigint, len: bigint) => {
       io.output = decoder.decode(io.view(src, Number(len), "aios_output_write"));
     },
+    aios_block_read: (cx: CallContext, block: bigint, dst: bigint) => {
+      const bytes = cx.read(block)?.bytes() ?? new Uint8Array(0);
+      io.view(dst, bytes.byteLength, "aios_block_read").set(bytes);
+      return BigInt(bytes.byteLength);
+    },
     aios_context_set: (cx: CallContext, key: bigint, value: bigint) => {
       count("aios_context_set");
       host.context ??= new Map();

@@ -8,13 +8,13 @@
  */
 import { readFile } from "node:fs/promises";
 import { basename, relative, resolve } from "node:path";
+import { compile, ROOT } from "../../wasm-policies/build.ts";
 import { SANDBOX_DEFAULTS } from "../policy/abi.ts";
 import { isPolicyError } from "../policy/errors.ts";
 import { isPolicyKindName, POLICY_KIND_NAMES, type PolicyKindName } from "../policy/kinds/index.ts";
 import { compilePolicy, instantiatePolicy } from "../policy/runtime.ts";
 import { AdmissionError, admitPolicyModule } from "../policy/wasm/admission.ts";
 import { DEFAULT_REGISTRY_URL, RegistryClient } from "../registry/client.ts";
-import { compile, ROOT } from "../../wasm-policies/build.ts";
 import { parseFlags, stringFlag, UsageError, type Verb } from "./args.ts";
 
 const registryUrl = (flag: string | boolean | undefined) =>
@@ -26,14 +26,16 @@ const kindFlag = (raw: string | boolean | undefined, required: boolean): PolicyK
     if (required) throw new UsageError(`--kind is required (one of ${POLICY_KIND_NAMES.join(", ")})`);
     return undefined;
   }
-  if (!isPolicyKindName(kind)) throw new UsageError(`--kind must be one of ${POLICY_KIND_NAMES.join(", ")}, got '${kind}'`);
+  if (!isPolicyKindName(kind))
+    throw new UsageError(`--kind must be one of ${POLICY_KIND_NAMES.join(", ")}, got '${kind}'`);
   return kind;
 };
 
 const positiveInt = (raw: string | boolean | undefined, flag: string): number | undefined => {
   const value = stringFlag(raw);
   if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) <= 0) throw new UsageError(`${flag} must be a positive integer, got '${value}'`);
+  if (!/^\d+$/.test(value) || Number(value) <= 0)
+    throw new UsageError(`${flag} must be a positive integer, got '${value}'`);
   return Number(value);
 };
 
@@ -59,7 +61,14 @@ const print = (text: string): number => {
 
 const table = (rows: string[][]): string => {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
-  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ").trimEnd()).join("\n");
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 };
 
 const BUILD_USAGE = `usage: aios policy build <policy.ts> [-o out.wasm]
@@ -95,10 +104,15 @@ const build = async (argv: string[]): Promise<number> => {
   if (values.help) return print(BUILD_USAGE);
   const [source] = positionals;
   if (!source) throw new UsageError("give the policy source file");
-  const out = stringFlag(values.out) ?? source.replace(/\.ts$/, "") + ".wasm";
+  const out = stringFlag(values.out) ?? `${source.replace(/\.ts$/, "")}.wasm`;
   const started = performance.now();
   // The compiler resolves paths from the repository root, where the SDK lives.
-  await compile({ name: basename(source), entry: relative(ROOT, resolve(source)), out: relative(ROOT, resolve(out)), sources: [] });
+  await compile({
+    name: basename(source),
+    entry: relative(ROOT, resolve(source)),
+    out: relative(ROOT, resolve(out)),
+    sources: [],
+  });
   const bytes = await readFile(out);
   // Admit it here too, so a module the registry would refuse fails now, not at upload.
   const admitted = admitPolicyModule(bytes);
@@ -135,14 +149,22 @@ const upload = async (argv: string[]): Promise<number> => {
     fuel: positiveInt(values.fuel, "--fuel"),
     memoryBytes: positiveInt(values["memory-bytes"], "--memory-bytes"),
   });
-  console.log(`${created ? "uploaded" : "unchanged (same bytes already stored)"} ${policy.uri} (${policy.kind}, sha256 ${policy.sha256.slice(0, 12)})`);
+  console.log(
+    `${created ? "uploaded" : "unchanged (same bytes already stored)"} ${policy.uri} (${policy.kind}, sha256 ${policy.sha256.slice(0, 12)})`,
+  );
   return 0;
 };
 
 const list = async (argv: string[]): Promise<number> => {
-  const { values } = parseFlags(argv, { kind: { type: "string" }, json: { type: "boolean" }, registry: { type: "string" } });
+  const { values } = parseFlags(argv, {
+    kind: { type: "string" },
+    json: { type: "boolean" },
+    registry: { type: "string" },
+  });
   if (values.help) return print(LIST_USAGE);
-  const policies = await new RegistryClient(registryUrl(values.registry)).listPolicies(kindFlag(values.kind, false));
+  const policies = await new RegistryClient(registryUrl(values.registry)).listPolicies(
+    kindFlag(values.kind, false),
+  );
   if (values.json) return print(JSON.stringify(policies, null, 2));
   if (policies.length === 0) return print("no policies stored (upload one: aios policy upload --help)");
   const rows = policies.map((p) => [p.uri, p.kind, `${p.size}`, p.exports.join(","), p.description]);
@@ -172,14 +194,20 @@ const test = async (argv: string[]): Promise<number> => {
   if (!inputPath) throw new UsageError("--input is required");
   const input = await readJsonFile(inputPath, "--input");
   const full = typeof input === "object" && input !== null && "input_data" in input;
-  const { input_data, parameters: fileParameters, context } = (full ? input : { input_data: input }) as {
+  const {
+    input_data,
+    parameters: fileParameters,
+    context,
+  } = (full ? input : { input_data: input }) as {
     input_data: unknown;
     parameters?: Record<string, unknown>;
     context?: Record<string, unknown>;
   };
   const settingsPath = stringFlag(values.settings);
   const parametersPath = stringFlag(values.parameters);
-  const settings = settingsPath ? ((await readJsonFile(settingsPath, "--settings")) as Record<string, unknown>) : {};
+  const settings = settingsPath
+    ? ((await readJsonFile(settingsPath, "--settings")) as Record<string, unknown>)
+    : {};
   const parameters = parametersPath
     ? ((await readJsonFile(parametersPath, "--parameters")) as Record<string, unknown>)
     : (fileParameters ?? {});
@@ -191,7 +219,11 @@ const test = async (argv: string[]): Promise<number> => {
     const fuel = positiveInt(values.fuel, "--fuel");
     const memoryBytes = positiveInt(values["memory-bytes"], "--memory-bytes");
     const admitted = admitPolicyModule(new Uint8Array(await readFile(target)), { fuel, memoryBytes });
-    compiled = await compilePolicy(admitted.instrumented, { uri: target, kind, limits: { fuel, memoryBytes } });
+    compiled = await compilePolicy(admitted.instrumented, {
+      uri: target,
+      kind,
+      limits: { fuel, memoryBytes },
+    });
   } else {
     const client = new RegistryClient(registryUrl(values.registry));
     const meta = await client.getPolicy(target);
@@ -199,7 +231,11 @@ const test = async (argv: string[]): Promise<number> => {
     compiled = await compilePolicy(await client.downloadPolicy(target, "instrumented"), {
       uri: meta.uri,
       kind,
-      limits: { fuel: meta.limits.fuel, memoryBytes: meta.limits.memory_bytes, outputBytes: meta.limits.output_bytes },
+      limits: {
+        fuel: meta.limits.fuel,
+        memoryBytes: meta.limits.memory_bytes,
+        outputBytes: meta.limits.output_bytes,
+      },
     });
   }
   const instance = await instantiatePolicy(compiled, { ruleId: "aios-policy-test", settings, parameters });
@@ -214,7 +250,9 @@ const test = async (argv: string[]): Promise<number> => {
   times.sort((a, b) => a - b);
   console.log(JSON.stringify(output, null, 2));
   const median = times[Math.floor(times.length / 2)] ?? 0;
-  console.error(`${compiled.uri}: ${repeat === 1 ? "call" : `median of ${repeat} calls`} ${median.toFixed(1)} µs`);
+  console.error(
+    `${compiled.uri}: ${repeat === 1 ? "call" : `median of ${repeat} calls`} ${median.toFixed(1)} µs`,
+  );
   return 0;
 };
 
@@ -252,4 +290,3 @@ ${TEST_USAGE}`,
     }
   },
 };
-

@@ -75,6 +75,8 @@ export const FORBIDDEN_KERNEL_FUNCTIONS: Record<string, string> = {
  *   (size the buffer with the kernel's input_length first)
  * - aios_output_write(src: ptr, len) -> nothing; the call's output is those bytes (instead of a kernel
  *   block set with output_set)
+ * - aios_block_read(block: kernel offset, dst: ptr) -> the block's length; copies a whole kernel block
+ *   (a host function's answer) to dst (size the buffer with the kernel's length first)
  *
  * Logging uses the kernel's log_info/log_debug/log_warn/log_error.
  */
@@ -89,6 +91,7 @@ export const HOST_FUNCTIONS: Record<string, FunctionSignature> = {
   aios_context_set: { params: ["i64", "i64"], results: [] },
   aios_input_read: { params: ["i64"], results: ["i64"] },
   aios_output_write: { params: ["i64", "i64"], results: [] },
+  aios_block_read: { params: ["i64", "i64"], results: ["i64"] },
 };
 
 /**

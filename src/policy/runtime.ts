@@ -172,6 +172,7 @@ export class PolicyInstance {
             ...hostFunctions(() => ({ host: this.#callHost ?? this.#host, ruleId: this.ruleId })),
             aios_input_read: (_cx: CallContext, dst: bigint) => this.#inputRead(dst),
             aios_output_write: (_cx: CallContext, src: bigint, len: bigint) => this.#outputWrite(src, len),
+            aios_block_read: (cx: CallContext, block: bigint, dst: bigint) => this.#blockRead(cx, block, dst),
           },
         },
       },
@@ -286,6 +287,15 @@ export class PolicyInstance {
     const view = this.#linear(dst, this.#input.byteLength, "aios_input_read");
     view.set(this.#input);
     return BigInt(this.#input.byteLength);
+  }
+
+  /** aios_block_read: a kernel block (a host function's answer) copied into linear memory at once. */
+  #blockRead(cx: CallContext, block: bigint, dst: bigint): bigint {
+    const output = cx.read(block);
+    if (output === null) throw new HostCallError(`aios_block_read: no kernel block at ${block}`);
+    const bytes = output.bytes();
+    this.#linear(dst, bytes.byteLength, "aios_block_read").set(bytes);
+    return BigInt(bytes.byteLength);
   }
 
   /** aios_output_write: the call's output read straight from the policy's linear memory. */

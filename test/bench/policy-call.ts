@@ -6,8 +6,9 @@
  *
  * What one call is: `instance.eval(input_data)`: JSON-encode the eval input, Extism call, reset of the
  * kernel blocks, JSON-decode the output, check it against the loadBalancer contract (the id must be
- * one of the instances). A third column is the bare Extism `plugin.call` of the metered module (no
- * runtime around it), to show what the runtime itself adds.
+ * one of the instances). A third row is the hand-written WebAssembly text round-robin
+ * (test/policy/fixtures/roundrobin-lb.wat: no SDK, no JSON parser, a byte scan of the input), metered
+ * through the same runtime: the floor of what the runtime and Extism cost per call.
  *
  * Calls run in alternating batches (BENCH_BATCH calls of one variant, then of the next) so machine
  * noise hits all variants alike; session ids cycle over 5,000 sessions, so the policy's 1,000-entry
@@ -18,8 +19,6 @@
  *   npx bun run test/bench/policy-call.ts
  */
 import { existsSync, readFileSync } from "node:fs";
-import createPlugin from "@extism/extism";
-import { SANDBOX_MODULE } from "../../src/policy/abi.ts";
 import {
   compilePolicy,
   instantiatePolicy,
@@ -28,6 +27,7 @@ import {
 } from "../../src/policy/runtime.ts";
 import { admitPolicyModule } from "../../src/policy/wasm/admission.ts";
 import { BUILTIN_POLICIES } from "../../wasm-policies/catalog.ts";
+import { compileWat } from "../support/wat.ts";
 
 const intEnv = (name: string, fallback: number): number => {
   const n = Number(process.env[name] ?? fallback);
@@ -81,16 +81,17 @@ const start = async (bytes: Uint8Array, metered: boolean): Promise<PolicyInstanc
 
 const metered = await start(admitted.instrumented, true);
 const unmetered = await start(original, false);
-const bare = await createPlugin(
-  { wasm: [{ data: admitted.instrumented }] },
-  {
-    useWasi: false,
-    runInWorker: false,
-    functions: { [SANDBOX_MODULE]: { alloc: (cx, n: bigint) => cx.alloc(n) } },
-  },
+const watBytes = await compileWat(
+  readFileSync(new URL("../policy/fixtures/roundrobin-lb.wat", import.meta.url), "utf8"),
 );
-const bareFuel = (await bare.getInstance()).exports.aios_fuel as WebAssembly.Global;
-await bare.call("init", JSON.stringify({ rule_id: "loadBalancer", settings, parameters }));
+const wat = await instantiatePolicy(
+  await compilePolicy(
+    admitPolicyModule(watBytes).instrumented,
+    { uri: "wat-roundrobin", kind: "loadBalancer" },
+    cache,
+  ),
+  { ruleId: "loadBalancer" },
+);
 
 type Variant = { name: string; call: (i: number) => Promise<unknown>; samples: Float64Array; n: number };
 const variants: Variant[] = [
@@ -107,14 +108,8 @@ const variants: Variant[] = [
     n: 0,
   },
   {
-    name: "metered (bare Extism call)",
-    call: async (i) => {
-      bareFuel.value = 10_000_000;
-      const input = JSON.stringify({ parameters, input_data: inputFor(i), context: { now_ms: Date.now() } });
-      const out = await bare.call("eval", input);
-      await bare.reset();
-      return out?.json();
-    },
+    name: "metered, hand-written WAT",
+    call: (i) => wat.eval(inputFor(i)),
     samples: new Float64Array(CALLS),
     n: 0,
   },
@@ -163,4 +158,4 @@ if (m && u) {
     `targets: p50 <= 15 µs ${ok(m.p50 <= 15)}, p99 <= 60 µs ${ok(m.p99 <= 60)}, overhead <= 1.3x ${ok(ratio <= 1.3)}`,
   );
 }
-await Promise.all([metered.close(), unmetered.close(), bare.close()]);
+await Promise.all([metered.close(), unmetered.close(), wat.close()]);

@@ -68,34 +68,89 @@ export { evaluate as eval };
   });
 
   test("test runs a .wasm file and prints the output and the call time", async () => {
-    const res = await aios("policy", "test", join(dir, "first.wasm"), "--kind", "loadBalancer", "--input", join(dir, "input.json"), "--repeat", "20");
+    const res = await aios(
+      "policy",
+      "test",
+      join(dir, "first.wasm"),
+      "--kind",
+      "loadBalancer",
+      "--input",
+      join(dir, "input.json"),
+      "--repeat",
+      "20",
+    );
     expect(res.status).toBe(0);
     expect(JSON.parse(res.stdout)).toEqual({ instance_id: "a" });
     expect(res.stderr).toMatch(/median of 20 calls [\d.]+ µs/);
   });
 
   test("upload, list, then test by URI against the registry", async () => {
-    const up = await aios("policy", "upload", join(dir, "first.wasm"), "--uri", "policy.loadBalancer.first:v1", "--kind", "loadBalancer", "--description", "always the first", "--registry", url);
+    const up = await aios(
+      "policy",
+      "upload",
+      join(dir, "first.wasm"),
+      "--uri",
+      "policy.loadBalancer.first:v1",
+      "--kind",
+      "loadBalancer",
+      "--description",
+      "always the first",
+      "--registry",
+      url,
+    );
     expect(up.status).toBe(0);
     expect(up.stdout).toContain("uploaded policy.loadBalancer.first:v1");
-    const again = await aios("policy", "upload", join(dir, "first.wasm"), "--uri", "policy.loadBalancer.first:v1", "--kind", "loadBalancer", "--registry", url);
+    const again = await aios(
+      "policy",
+      "upload",
+      join(dir, "first.wasm"),
+      "--uri",
+      "policy.loadBalancer.first:v1",
+      "--kind",
+      "loadBalancer",
+      "--registry",
+      url,
+    );
     expect(again.stdout).toContain("unchanged");
     const list = await aios("policy", "list", "--registry", url);
     expect(list.stdout).toMatch(/^URI\s+KIND/);
     expect(list.stdout).toContain("policy.loadBalancer.first:v1  loadBalancer");
     const asJson = await aios("policy", "list", "--json", "--kind", "loadBalancer", "--registry", url);
-    expect((JSON.parse(asJson.stdout) as { uri: string }[]).map((p) => p.uri)).toEqual(["policy.loadBalancer.first:v1"]);
-    const run = await aios("policy", "test", "policy.loadBalancer.first:v1", "--input", join(dir, "input.json"), "--registry", url);
+    expect((JSON.parse(asJson.stdout) as { uri: string }[]).map((p) => p.uri)).toEqual([
+      "policy.loadBalancer.first:v1",
+    ]);
+    const run = await aios(
+      "policy",
+      "test",
+      "policy.loadBalancer.first:v1",
+      "--input",
+      join(dir, "input.json"),
+      "--registry",
+      url,
+    );
     expect(run.status).toBe(0);
     expect(JSON.parse(run.stdout)).toEqual({ instance_id: "a" });
   });
 
   test("mistakes say what to do", async () => {
-    expect((await aios("policy", "upload", join(dir, "first.wasm"), "--kind", "loadBalancer")).stderr).toContain("--uri is required");
-    expect((await aios("policy", "upload", join(dir, "first.wasm"), "--uri", "p:v1", "--kind", "balancer")).stderr).toContain("--kind must be one of");
-    const wrongKind = await aios("policy", "test", join(dir, "first.wasm"), "--kind", "preCheck", "--input", join(dir, "input.json"));
+    expect(
+      (await aios("policy", "upload", join(dir, "first.wasm"), "--kind", "loadBalancer")).stderr,
+    ).toContain("--uri is required");
+    expect(
+      (await aios("policy", "upload", join(dir, "first.wasm"), "--uri", "p:v1", "--kind", "balancer")).stderr,
+    ).toContain("--kind must be one of");
+    const wrongKind = await aios(
+      "policy",
+      "test",
+      join(dir, "first.wasm"),
+      "--kind",
+      "preCheck",
+      "--input",
+      join(dir, "input.json"),
+    );
     expect(wrongKind.status).toBe(1);
-    expect(wrongKind.stderr).toContain("input_data");
+    // A load balancer's answer is not a pre-check's: the contract names the missing field.
+    expect(wrongKind.stderr).toContain("output allowed");
     const down = await aios("policy", "list", "--registry", "http://127.0.0.1:9");
     expect(down.status).toBe(1);
     expect(down.stderr).toContain("cannot reach the registry");

@@ -68,7 +68,12 @@ const allocation = (action: string, extra: Record<string, unknown> = {}) => ({
 /** Per kind: input_data samples, and the parameters the sample spec gives such a policy. */
 export const SAMPLES: Record<PolicyKindName, { inputs: unknown[]; parameters?: Record<string, unknown> }> = {
   loadBalancer: {
-    inputs: [{ packet: { session_id: "session-1", seq_no: 1, data: '{"image":"a.jpg"}', ts: 1700000000 }, instances }],
+    inputs: [
+      {
+        packet: { session_id: "session-1", seq_no: 1, data: '{"image":"a.jpg"}', ts: 1700000000 },
+        instances,
+      },
+    ],
     parameters: { cache_sessions: true },
   },
   autoscaler: {
@@ -86,7 +91,10 @@ export const SAMPLES: Record<PolicyKindName, { inputs: unknown[]; parameters?: R
         action: "post_dry_run",
         clusters: [
           { cluster_id: "cluster-2", score_data: { score: 0.4, node_info: { node_id: "n-9", gpus: ["0"] } } },
-          { cluster_id: CLUSTER.id, score_data: { score: 0.9, node_info: { node_id: "node-1", gpus: ["1"] } } },
+          {
+            cluster_id: CLUSTER.id,
+            score_data: { score: 0.9, node_info: { node_id: "node-1", gpus: ["1"] } },
+          },
         ],
       },
     ],
