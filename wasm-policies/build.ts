@@ -6,7 +6,7 @@
  *   bun run wasm-policies/build.ts roundrobin p2c  only these
  *
  * Compiler options live in asconfig.json. Every module is checked against the policy ABI after
- * compiling (inspect.ts), so a policy admission would refuse fails here, with the reason.
+ * compiling (src/policy/wasm/admission.ts), so a policy admission would refuse fails here, with the reason.
  */
 import { spawn } from "node:child_process";
 import { mkdir, readdir, rename, stat, unlink, writeFile } from "node:fs/promises";
@@ -14,7 +14,7 @@ import { cpus } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BUILTIN_POLICIES, POLICY_FIXTURES } from "./catalog.ts";
-import { checkPolicyModule } from "./inspect.ts";
+import { AdmissionError, admitPolicyModule } from "../src/policy/wasm/admission.ts";
 
 /** The repository root: asc resolves every path from here. */
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -35,7 +35,7 @@ const SHARED_SOURCES = [
   `${HERE}/sdk`,
   `${HERE}/asconfig.json`,
   `${HERE}/build.ts`,
-  `${HERE}/inspect.ts`,
+  "src/policy/wasm",
   "src/policy/abi.ts",
   "node_modules/@extism/as-pdk/lib",
   "node_modules/assemblyscript/package.json",
@@ -116,9 +116,12 @@ export async function compile(target: Target): Promise<{ bytes: number; ms: numb
   if (result.error || !output) {
     throw new BuildError(`${target.name}: ${(diagnostics || String(result.error ?? "no output")).trim()}`);
   }
-  const problems = checkPolicyModule(output);
-  if (problems.length > 0)
-    throw new BuildError(`${target.name}: refused by the policy ABI:\n  ${problems.join("\n  ")}`);
+  try {
+    admitPolicyModule(output);
+  } catch (err) {
+    if (err instanceof AdmissionError) throw new BuildError(`${target.name}: admission would refuse it: ${err.message}`);
+    throw err;
+  }
   const file = join(ROOT, target.out);
   await mkdir(dirname(file), { recursive: true });
   // Written aside then renamed, so a test or host reading the file never sees half of it.

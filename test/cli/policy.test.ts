@@ -35,6 +35,8 @@ describe("aios policy", () => {
   beforeAll(async () => {
     registry = await startRegistry({ host: "127.0.0.1", port: 0, metricsPort: 0 });
     url = registry.listeners[0]?.url ?? "";
+    // On a shared Postgres (DATABASE_URL) other suites' policies may be there.
+    await registry.store.collection("policies").clear();
     dir = await mkdtemp(join(tmpdir(), "aios-policy-"));
     const sdk = relative(dir, join(ROOT, "wasm-policies/sdk"));
     // The first instance of the list, always: the smallest useful load balancer.
@@ -114,7 +116,7 @@ export { evaluate as eval };
     expect(again.stdout).toContain("unchanged");
     const list = await aios("policy", "list", "--registry", url);
     expect(list.stdout).toMatch(/^URI\s+KIND/);
-    expect(list.stdout).toContain("policy.loadBalancer.first:v1  loadBalancer");
+    expect(list.stdout).toMatch(/policy\.loadBalancer\.first:v1\s+loadBalancer\s+\d+\s+eval\s+always the first/);
     const asJson = await aios("policy", "list", "--json", "--kind", "loadBalancer", "--registry", url);
     expect((JSON.parse(asJson.stdout) as { uri: string }[]).map((p) => p.uri)).toEqual([
       "policy.loadBalancer.first:v1",
