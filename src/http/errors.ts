@@ -14,6 +14,7 @@ import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
+import { PolicyError } from "../policy/errors.ts";
 import { QueryError, StoreError } from "../store/index.ts";
 
 export type ErrorStatus = 400 | 404 | 405 | 409 | 413 | 415 | 422 | 500 | 503;
@@ -79,6 +80,11 @@ export const toApiError = (err: unknown): ApiError => {
   }
   if (err instanceof StoreError) return new ApiError(err.status, err.code, err.message);
   if (err instanceof z.core.$ZodError) return fromZodError(err);
+  if (err instanceof PolicyError) {
+    // A policy that fails is the policy author's to fix: its code and URI, never a 5xx.
+    const status = err.code === "not_found" ? 404 : err.code === "bad_input" ? 400 : 422;
+    return new ApiError(status, err.code, err.message, { uri: err.uri, ...err.details });
+  }
   if (err instanceof HTTPException) {
     const status = err.status;
     if (status === 413)

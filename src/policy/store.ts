@@ -9,6 +9,7 @@ import type { Doc, Store } from "../store/index.ts";
 import { StoreError } from "../store/index.ts";
 import { versionedUri } from "../store/uri.ts";
 import { SANDBOX_DEFAULTS } from "./abi.ts";
+import { PolicyError } from "./errors.ts";
 import { isPolicyKindName, POLICY_KIND_NAMES, type PolicyKindName } from "./kinds/index.ts";
 import { type CompiledPolicy, compilePolicy, type ModuleCache, processModuleCache } from "./runtime.ts";
 import { AdmissionError, admitPolicyModule } from "./wasm/admission.ts";
@@ -195,7 +196,8 @@ export class PolicyStore {
 
   /** The stored policy compiled for the runtime (compiled modules are cached by hash). */
   async compiled(uri: string): Promise<CompiledPolicy> {
-    const doc = await this.get(uri);
+    const doc = await this.find(parsePolicyUri(uri));
+    if (!doc) throw new PolicyError("not_found", uri, "no policy is stored under this URI");
     const bytes = await this.store.policyModules.get(doc.module, "instrumented");
     if (!bytes) throw notFound(`the module of policy '${doc.uri}' is missing`, { uri: doc.uri });
     return compilePolicy(

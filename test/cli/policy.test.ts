@@ -116,7 +116,9 @@ export { evaluate as eval };
     expect(again.stdout).toContain("unchanged");
     const list = await aios("policy", "list", "--registry", url);
     expect(list.stdout).toMatch(/^URI\s+KIND/);
-    expect(list.stdout).toMatch(/policy\.loadBalancer\.first:v1\s+loadBalancer\s+\d+\s+eval\s+always the first/);
+    expect(list.stdout).toMatch(
+      /policy\.loadBalancer\.first:v1\s+loadBalancer\s+\d+\s+eval\s+always the first/,
+    );
     const asJson = await aios("policy", "list", "--json", "--kind", "loadBalancer", "--registry", url);
     expect((JSON.parse(asJson.stdout) as { uri: string }[]).map((p) => p.uri)).toEqual([
       "policy.loadBalancer.first:v1",

@@ -11,6 +11,7 @@ import {
   readJsonWith,
   toApiError,
 } from "../../src/http/errors.ts";
+import { PolicyError } from "../../src/policy/errors.ts";
 import { QueryError, StoreError } from "../../src/store/index.ts";
 
 const request = (body: BodyInit | null, headers: Record<string, string> = {}) =>
@@ -96,6 +97,19 @@ describe("toApiError and the Hono handlers", () => {
     expect(toApiError(zerr).status).toBe(400);
     const boom = toApiError(new Error("secret connection string"));
     expect([boom.status, boom.code, boom.message]).toEqual([500, "internal", "internal error"]);
+  });
+
+  test("a failing policy is a 4xx naming its code and URI, never a 500", () => {
+    const fuel = toApiError(
+      new PolicyError("fuel_exhausted", "p.lb:v1", "eval ran out of fuel", { fuel: 10 }),
+    );
+    expect([fuel.status, fuel.code, fuel.details]).toEqual([
+      422,
+      "fuel_exhausted",
+      { uri: "p.lb:v1", fuel: 10 },
+    ]);
+    expect(toApiError(new PolicyError("not_found", "p.x:v1", "no policy")).status).toBe(404);
+    expect(toApiError(new PolicyError("bad_input", "p.x:v1", "input_data block_id")).status).toBe(400);
   });
 
   test("an app answers the error contract for thrown errors and unknown routes", async () => {

@@ -1,6 +1,7 @@
 /** Seeding the policy store with the built-in policies, as `aios up` does at start. */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { installBuiltinPolicies } from "../../src/policy/builtins.ts";
+import { PolicyError } from "../../src/policy/errors.ts";
 import { instantiatePolicy } from "../../src/policy/runtime.ts";
 import { PolicyStore } from "../../src/policy/store.ts";
 import { openStore, type Store } from "../../src/store/index.ts";
@@ -38,5 +39,12 @@ describe("installBuiltinPolicies", () => {
       instances: ["i-0", "i-1"],
     });
     expect(["i-0", "i-1"]).toContain(out.instance_id);
+  });
+
+  test("loading a URI nothing is stored under is a not_found PolicyError naming it", async () => {
+    const err = await new PolicyStore(store).compiled("policy.loadBalancer.nowhere:v9").catch((e) => e);
+    expect(err).toBeInstanceOf(PolicyError);
+    expect(err.code).toBe("not_found");
+    expect(err.message).toContain("policy.loadBalancer.nowhere:v9");
   });
 });
