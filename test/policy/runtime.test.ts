@@ -174,6 +174,17 @@ describe("policy runtime: hostile policies", () => {
     expect((await failure(spinner.eval(LB_INPUT))).code).toBe("fuel_exhausted");
   });
 
+  test("endless recursion fails as a trap or out of fuel, never takes the process down", async () => {
+    const recursive = `(module (memory (export "memory") 1)
+      (func $down (result i32) (call $down))
+      (func (export "eval") (result i32) (call $down)))`;
+    const deep = await load(recursive, "loadBalancer", { fuel: 50_000_000 });
+    const err = await failure(deep.eval(LB_INPUT));
+    expect(["trap", "fuel_exhausted"]).toContain(err.code);
+    const healthy = await load(constantPolicy('{"instance_id":"i-1"}'));
+    expect(await healthy.eval(LB_INPUT)).toEqual({ instance_id: "i-1" });
+  });
+
   test("growing linear memory past the cap fails with memory exceeded", async () => {
     const bomb = await load(memoryBombPolicy, "loadBalancer", { memoryBytes: 2 * MiB });
     const err = await failure(bomb.eval(LB_INPUT));
