@@ -225,18 +225,9 @@ const test = async (argv: string[]): Promise<number> => {
       limits: { fuel, memoryBytes },
     });
   } else {
-    const client = new RegistryClient(registryUrl(values.registry));
-    const meta = await client.getPolicy(target);
-    const kind = kindFlag(values.kind, false) ?? meta.kind;
-    compiled = await compilePolicy(await client.downloadPolicy(target, "instrumented"), {
-      uri: meta.uri,
-      kind,
-      limits: {
-        fuel: meta.limits.fuel,
-        memoryBytes: meta.limits.memory_bytes,
-        outputBytes: meta.limits.output_bytes,
-      },
-    });
+    const stored = await new RegistryClient(registryUrl(values.registry)).compiledPolicy(target);
+    const kind = kindFlag(values.kind, false);
+    compiled = kind ? { ...stored, kind } : stored;
   }
   const instance = await instantiatePolicy(compiled, { ruleId: "aios-policy-test", settings, parameters });
   const times: number[] = [];

@@ -2,6 +2,12 @@
  * A typed client of the registry's HTTP API, for the CLI and other services. Errors come back as
  * RegistryClientError carrying the server's `{"error": {code, message, details}}`.
  */
+import {
+  type CompiledPolicy,
+  compilePolicy,
+  type ModuleCache,
+  processModuleCache,
+} from "../policy/runtime.ts";
 import type { PolicyDoc } from "../policy/store.ts";
 
 export const DEFAULT_REGISTRY_URL = "http://127.0.0.1:3000";
@@ -86,6 +92,26 @@ export class RegistryClient {
   async downloadPolicy(uri: string, form: "original" | "instrumented" = "original"): Promise<Uint8Array> {
     const res = await this.#fetch(`/policies/${encodeURIComponent(uri)}/wasm?form=${form}`);
     return new Uint8Array(await res.arrayBuffer());
+  }
+
+  /** A stored policy, ready for `instantiatePolicy`: its metadata and instrumented module, compiled. */
+  async compiledPolicy(uri: string, cache: ModuleCache = processModuleCache): Promise<CompiledPolicy> {
+    const meta = await this.getPolicy(uri);
+    const bytes = await this.downloadPolicy(uri, "instrumented");
+    return compilePolicy(
+      bytes,
+      {
+        uri: meta.uri,
+        kind: meta.kind,
+        hash: meta.module,
+        limits: {
+          fuel: meta.limits.fuel,
+          memoryBytes: meta.limits.memory_bytes,
+          outputBytes: meta.limits.output_bytes,
+        },
+      },
+      cache,
+    );
   }
 
   async deletePolicy(uri: string): Promise<void> {
