@@ -60,6 +60,12 @@ export function readInputJson(): JSON.Value | null {
   return JSON.parseBytes(inPtr, <i32>n);
 }
 
+/** Parses the call's input into a document (see `JSON.parseDocument`); null when it is not JSON. */
+export function readInputDocument(): JSON.Doc | null {
+  const n = copyInput();
+  return JSON.parseDocument(inPtr, <i32>n);
+}
+
 /** The call's input as text. */
 export function readInputText(): string {
   const n = copyInput();
@@ -115,6 +121,11 @@ export function setOutputJson(v: JSON.Value): void {
   outBuf.reset();
   JSON.writeTo(outBuf, v);
   aios_output_write(<u64>outBuf.ptr, <u64>outBuf.len);
+}
+
+/** Sets the call's output to the `len` bytes at `ptr` (JSON text the caller vouches for). */
+export function setOutputBytes(ptr: usize, len: usize): void {
+  aios_output_write(<u64>ptr, <u64>len);
 }
 
 /** Sets the call's output to `s`. */

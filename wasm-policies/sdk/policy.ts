@@ -8,11 +8,13 @@
  *   function evaluate(): i32 { return serveEval(decide); }
  *   export { evaluate as eval };
  *
- * A handler returns its output, or `reject("why")` to fail the call with that message.
+ * A handler returns its output, or `reject("why")` to fail the call with that message. (A handler
+ * on a hot path may instead write its output text itself, with `setOutputBytes` from `sdk/kernel`,
+ * and return null: the roundrobin policy outputs answers it wrote once.)
  */
 import "./abort";
 import * as JSON from "./json";
-import { readInputJson, setError, setOutputJson } from "./kernel";
+import { readInputDocument, readInputJson, setError, setOutputJson } from "./kernel";
 
 export { JSON };
 
@@ -46,11 +48,68 @@ export function reject(message: string): JSON.Value | null {
 
 /** `eval`'s input: `{"parameters", "input_data", "context"}`. */
 export class EvalCall {
-  constructor(
-    public parameters: JSON.Value,
-    public inputData: JSON.Value,
-    public context: JSON.Value,
-  ) {}
+  // serveEval fills these from the input when first read (most policies never look at `context`).
+  private _parameters: JSON.Value | null;
+  private _inputData: JSON.Value | null;
+  private _context: JSON.Value | null;
+  private input: JSON.Doc | null = null;
+
+  constructor(parameters: JSON.Value, inputData: JSON.Value, context: JSON.Value) {
+    this._parameters = parameters;
+    this._inputData = inputData;
+    this._context = context;
+  }
+
+  /** The call for an eval input object, its members read when first asked for. */
+  static of(input: JSON.Doc): EvalCall {
+    // Made without the constructor (no stores of nulls); a store into an object allocated just now
+    // needs no write barrier (see JSON's `fresh`).
+    const call = JSON.newZeroed(offsetof<EvalCall>(), idof<EvalCall>());
+    store<usize>(call, changetype<usize>(input), offsetof<EvalCall>("input"));
+    return changetype<EvalCall>(call);
+  }
+
+  /** `parameters` (an object, empty when absent). */
+  get parameters(): JSON.Value {
+    let v = this._parameters;
+    if (v == null) {
+      v = objectOrEmpty(JSON.documentMember(this.input!, "parameters"));
+      this._parameters = v;
+    }
+    return v;
+  }
+
+  set parameters(v: JSON.Value) {
+    this._parameters = v;
+  }
+
+  /** `input_data` as sent (JSON null when absent). */
+  get inputData(): JSON.Value {
+    let v = this._inputData;
+    if (v == null) {
+      v = JSON.documentMember(this.input!, "input_data");
+      this._inputData = v;
+    }
+    return v;
+  }
+
+  set inputData(v: JSON.Value) {
+    this._inputData = v;
+  }
+
+  /** `context` (an object, empty when absent). */
+  get context(): JSON.Value {
+    let v = this._context;
+    if (v == null) {
+      v = objectOrEmpty(JSON.documentMember(this.input!, "context"));
+      this._context = v;
+    }
+    return v;
+  }
+
+  set context(v: JSON.Value) {
+    this._context = v;
+  }
 
   /** `context.rule_id`: the rule this instance serves. */
   get ruleId(): string {
@@ -132,15 +191,18 @@ function finish(result: JSON.Value | null): i32 {
  * `input_data` is passed as sent (JSON null when absent).
  */
 export function serveEval(handler: EvalHandler): i32 {
-  const input = readObject("eval");
-  if (input == null) return 1;
+  // No value is made for the input itself: only for the members the handler reads.
+  const input = readInputDocument();
+  if (input == null) {
+    setError("eval: input is not valid JSON: " + JSON.errorMessage());
+    return 1;
+  }
+  if (!JSON.isObjectDocument(input)) {
+    setError("eval: input must be a JSON object");
+    return 1;
+  }
   rejection = null;
-  const call = new EvalCall(
-    objectOrEmpty(input.get("parameters")),
-    input.get("input_data"),
-    objectOrEmpty(input.get("context")),
-  );
-  return finish(handler(call));
+  return finish(handler(EvalCall.of(input)));
 }
 
 /** Runs an `init` handler; `settings` and `parameters` are objects (empty when absent). */

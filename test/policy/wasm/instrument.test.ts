@@ -1,8 +1,12 @@
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { SANDBOX_DEFAULTS, TRAP_REASON } from "../../../src/policy/abi.ts";
+
+// The property test compiles and runs dozens of random programs: seconds on a loaded 2-core machine.
+setDefaultTimeout(60_000);
+
 import { admitPolicyModule, type SandboxLimits } from "../../../src/policy/wasm/admission.ts";
 import { parseModule } from "../../../src/policy/wasm/module.ts";
 import { compileWat } from "../../support/wat.ts";

@@ -4,6 +4,12 @@
  *
  * parameters: cache_sessions (bool, default true)
  * settings:   session_cache_size (default 1000; the oldest session is evicted first; 0 disables caching)
+ *
+ * It runs on every inference request, so the usual call builds nothing: the instance list is compared
+ * with the previous call's as text (no string is made from it), the session id is read as bytes, the
+ * answers (one per instance) are written once per membership and output as they are, and the session
+ * cache lives outside the garbage collector (sessions.ts). What a call still allocates is the SDK's:
+ * the parsed input and the few values read from it.
  */
 import {
   EvalCall,
@@ -17,94 +23,129 @@ import {
   serveManagement,
   unknownAction,
 } from "../../sdk";
+import { setOutputBytes } from "../../sdk/kernel";
+import { SessionCache } from "./sessions";
 
 let cacheCapacity: i32 = 1000;
 let cursor: i32 = 0;
-/** The instance list of the previous call; the cache is valid for this membership only. */
+/** The instance list of the previous call (ids that are non-empty strings), in its order. */
 let known = new Array<string>();
-const sessions = new Map<string, string>();
-/** Cached session ids in insertion order: a ring of `cacheCapacity` once full, oldest at `ringHead`. */
-let ring = new Array<string>();
-let ringHead: i32 = 0;
+/** The `instances` value `known` was made from: an identical list is recognized by its text. */
+let knownValue: JSON.Value | null = null;
+/**
+ * The distinct instances since the cache was last cleared; the cache maps sessions to their index.
+ * A reordering (or a list with fewer distinct ids and as many entries) keeps the cache and this table.
+ */
+let members = new Array<string>();
+/** The text of `{"instance_id": member}` for each member, written once: from answerAt[m] to answerAt[m + 1]. */
+const answers = new JSON.ByteBuffer();
+let answerAt: Array<i32> = [0];
+/** Whether each member is in the current list. */
+let present = new Array<boolean>();
+/** The current list as member indices. */
+let order = new Array<i32>();
+const sessions = new SessionCache(1000);
+/** This call's session id, as UTF-8. */
+const sessionId = new JSON.ByteBuffer();
 
 function clearSessions(): void {
   sessions.clear();
-  ring = new Array<string>();
-  ringHead = 0;
+  members = new Array<string>();
+  answers.reset();
+  answerAt = [0];
+  present = new Array<boolean>();
 }
 
 function setup(call: InitCall): JSON.Value | null {
   const size = call.settings.get("session_cache_size");
   if (size.isNumber) cacheCapacity = max(0, size.asInt());
+  if (cacheCapacity != sessions.capacity) sessions.resize(cacheCapacity);
   clearSessions();
+  index(known);
   return null;
 }
 
-/** Adopts this call's instance list; a change of membership invalidates the session cache. */
-function adopt(list: Array<JSON.Value>): boolean {
-  const n = list.length;
-  if (n == known.length) {
-    let same = true;
-    for (let i = 0; i < n; i++) {
-      if (unchecked(list[i]).asString() != unchecked(known[i])) {
-        same = false;
-        break;
-      }
-    }
-    if (same) return n > 0;
+/** Sets `order` and `present` for `list`, adding its new ids to the member table. */
+function index(list: Array<string>): void {
+  const byId = new Map<string, i32>();
+  for (let m = 0; m < members.length; m++) {
+    byId.set(unchecked(members[m]), m);
+    unchecked((present[m] = false));
   }
-  const previous = new Set<string>();
-  for (let i = 0; i < known.length; i++) previous.add(unchecked(known[i]));
+  order = new Array<i32>(list.length);
+  for (let i = 0; i < list.length; i++) {
+    const id = unchecked(list[i]);
+    let m: i32;
+    if (byId.has(id)) {
+      m = byId.get(id);
+    } else {
+      m = members.length;
+      members.push(id);
+      JSON.writeTo(answers, JSON.obj().setString("instance_id", id));
+      answerAt.push(<i32>answers.len);
+      present.push(false);
+      byId.set(id, m);
+    }
+    unchecked((order[i] = m));
+    unchecked((present[m] = true));
+  }
+}
+
+/** Adopts this call's instance list; a change of membership invalidates the session cache. */
+function adopt(list: JSON.Value): boolean {
+  const previous = knownValue;
+  if (previous != null && list.equals(previous)) {
+    // The same list (nearly always the same text too): keep this call's, for the next comparison.
+    knownValue = list;
+    return known.length > 0;
+  }
+  const previousIds = new Set<string>();
+  for (let i = 0; i < known.length; i++) previousIds.add(unchecked(known[i]));
+  // Read with at(), which leaves the list as it came, so the next call can compare its text.
+  const n = list.length;
   const next = new Array<string>();
   let sameMembers = true;
   for (let i = 0; i < n; i++) {
-    const v = unchecked(list[i]);
+    const v = list.at(i);
     if (!v.isString || v.asString().length == 0) continue;
     const id = v.asString();
     next.push(id);
-    if (!previous.has(id)) sameMembers = false;
+    if (!previousIds.has(id)) sameMembers = false;
   }
   if (next.length != known.length) sameMembers = false;
   if (!sameMembers) clearSessions();
   known = next;
+  knownValue = list;
+  index(next);
   return next.length > 0;
 }
 
-function remember(sid: string, id: string): void {
-  if (sessions.has(sid)) {
-    sessions.set(sid, id);
-    return;
-  }
-  if (ring.length < cacheCapacity) {
-    ring.push(sid);
-  } else {
-    sessions.delete(unchecked(ring[ringHead]));
-    unchecked((ring[ringHead] = sid));
-    ringHead = (ringHead + 1) % cacheCapacity;
-  }
-  sessions.set(sid, id);
-}
-
-function answer(id: string): JSON.Value {
-  return JSON.obj().setString("instance_id", id);
+/** Writes member `m`'s answer as the call's output; null, for the handler to return. */
+function answer(m: i32): JSON.Value | null {
+  const from = unchecked(answerAt[m]);
+  setOutputBytes(answers.ptr + <usize>from, <usize>(unchecked(answerAt[m + 1]) - from));
+  return null;
 }
 
 function decide(call: EvalCall): JSON.Value | null {
-  const list = call.inputData.getArray("instances");
-  if (list == null || !adopt(list)) return reject("input_data.instances must be a non-empty array of instance ids");
+  const list = call.inputData.get("instances");
+  if (!list.isArray || !adopt(list)) return reject("input_data.instances must be a non-empty array of instance ids");
   const useCache = cacheCapacity > 0 && call.parameters.getBool("cache_sessions", true);
-  const sid = useCache ? call.inputData.get("packet").getString("session_id") : "";
-  if (sid.length > 0 && sessions.has(sid)) {
-    const cached = sessions.get(sid);
+  sessionId.reset();
+  // A session id that is not a non-empty string is no session.
+  const session =
+    useCache && call.inputData.get("packet").getStringBytes("session_id", sessionId) && sessionId.len > 0;
+  if (session) {
+    const cached = sessions.get(sessionId.ptr, sessionId.len);
     // Cleared on membership change, so a cached instance is normally present; checked all the same.
-    if (known.includes(cached)) return answer(cached);
+    if (cached >= 0 && unchecked(present[cached])) return answer(cached);
   }
-  const n = known.length;
+  const n = order.length;
   if (cursor >= n) cursor = 0;
-  const id = unchecked(known[cursor]);
+  const m = unchecked(order[cursor]);
   cursor = (cursor + 1) % n;
-  if (sid.length > 0) remember(sid, id);
-  return answer(id);
+  if (session) sessions.setLast(m);
+  return answer(m);
 }
 
 function manage(call: ManagementCall): JSON.Value | null {
@@ -119,6 +160,8 @@ function manage(call: ManagementCall): JSON.Value | null {
     clearSessions();
     cursor = 0;
     known = new Array<string>();
+    knownValue = null;
+    order = new Array<i32>();
     return ok();
   }
   return unknownAction(call.action, "get_state, reset");
