@@ -18,6 +18,11 @@ export interface PolicyKind<O = unknown> {
   output(input: unknown): z.ZodType<O>;
   /** Cross-checks of output against the unchecked input; each string names the output path at fault. */
   check?(input: unknown, output: O): string[];
+  /**
+   * A quick test that accepts a well-formed, consistent output without zod (on the load balancer's
+   * per-request path); when it answers false the schema and checks run and explain what is wrong.
+   */
+  accepts?(input: unknown, output: Record<string, unknown>): boolean;
 }
 
 export const defineKind = <O>(kind: PolicyKind<O>): PolicyKind<O> => kind;

@@ -17,6 +17,10 @@ export const loadBalancer = defineKind({
   description: "picks the instance of a block that serves an inference packet",
   input: Input,
   output: () => Output,
+  accepts: (input, output) =>
+    typeof output.instance_id === "string" &&
+    output.instance_id !== "" &&
+    listHas(input, "instances", output.instance_id),
   check: (input, output) =>
     listHas(input, "instances", output.instance_id)
       ? []
