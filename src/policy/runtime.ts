@@ -136,8 +136,8 @@ export class PolicyInstance {
   #output: string | null = null;
   #host: PolicyHost;
   #callHost: PolicyHost | null = null;
-  #queue: Promise<unknown> = Promise.resolve();
-  #busy = false;
+  #tail: Promise<void> = Promise.resolve();
+  #pending = 0;
   #closed = false;
 
   constructor(
@@ -230,26 +230,32 @@ export class PolicyInstance {
     await plugin?.close();
   }
 
+  /**
+   * Serializes calls: the instance has one call stack, and a call's input, output and host live in
+   * this object until its promise settles. Calls made while others are pending wait their turn.
+   */
   #run(name: string, input: string, host?: PolicyHost): Promise<string> {
-    return this.#busy ? this.#queued(name, input, host) : this.#exclusive(name, input, host);
+    const call =
+      this.#pending === 0
+        ? this.#exclusive(name, input, host)
+        : this.#tail.then(() => this.#exclusive(name, input, host));
+    this.#pending++;
+    this.#tail = call.then(this.#settle, this.#settle);
+    return call;
   }
 
-  #queued(name: string, input: string, host?: PolicyHost): Promise<string> {
-    const next = this.#queue.then(() => this.#exclusive(name, input, host));
-    this.#queue = next.catch(() => undefined);
-    return next;
-  }
+  readonly #settle = (): void => {
+    this.#pending--;
+  };
 
   async #exclusive(name: string, input: string, host?: PolicyHost): Promise<string> {
     if (this.#closed) throw new PolicyError("trap", this.uri, "instance is closed");
-    this.#busy = true;
     try {
       if (!this.#plugin) await this.start();
       this.#callHost = host ?? null;
       return await this.#call(name, input);
     } finally {
       this.#callHost = null;
-      this.#busy = false;
     }
   }
 

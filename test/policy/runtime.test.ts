@@ -146,6 +146,17 @@ describe("policy runtime: direct input and output", () => {
     expect((out.context as Record<string, unknown>).kind).toBe("eventHandler");
   });
 
+  test("concurrent calls on one instance each get their own answer", async () => {
+    const echo = await load(directEchoPolicy, "eventHandler");
+    const events = Array.from({ length: 50 }, (_, i) => ({
+      block_id: `b-${i}`,
+      event_name: "e",
+      event_data: { i },
+    }));
+    const outs = (await Promise.all(events.map((e) => echo.eval(e)))) as { input_data: unknown }[];
+    expect(outs.map((o) => o.input_data)).toEqual(events);
+  });
+
   test("an output over the limit written directly is refused", async () => {
     const echo = await load(directEchoPolicy, "eventHandler", { outputBytes: 1024 });
     const big = { block_id: "b", event_name: "e", event_data: { blob: "x".repeat(2000) } };
