@@ -6,19 +6,18 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createServer, type Http2Server } from "node:http2";
 import type { AddressInfo } from "node:net";
-import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, createClient } from "@connectrpc/connect";
 import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { decodePacket, PacketError, packetForPolicy } from "../../src/block/packet.ts";
 import {
   type InferenceMessage,
-  InferenceMessageSchema,
   InferenceProxy,
-  type InferenceResponse,
   InferenceResponseSchema,
 } from "../../src/gen/inference_pb.ts";
 import { AIOSPacketSchema, FileInfoSchema } from "../../src/gen/payload_pb.ts";
+import { grpcJsInferenceClient } from "../support/grpc.ts";
 
 const packet = (fields: MessageInitShape<typeof AIOSPacketSchema> = {}) =>
   toBinary(
@@ -113,30 +112,8 @@ describe("InferenceProxy over HTTP/2", () => {
   });
 
   test("grpc-js, with the method path of a package-less service (/InferenceProxy/infer)", async () => {
-    const Client = grpc.makeGenericClientConstructor(
-      {
-        infer: {
-          path: "/InferenceProxy/infer",
-          requestStream: false,
-          responseStream: false,
-          requestSerialize: (m: InferenceMessage) => Buffer.from(toBinary(InferenceMessageSchema, m)),
-          requestDeserialize: (b: Buffer) => fromBinary(InferenceMessageSchema, b),
-          responseSerialize: (m: InferenceResponse) => Buffer.from(toBinary(InferenceResponseSchema, m)),
-          responseDeserialize: (b: Buffer) => fromBinary(InferenceResponseSchema, b),
-        },
-      },
-      "InferenceProxy",
-    );
-    const client = new Client(address, grpc.credentials.createInsecure());
-    const infer = client.infer?.bind(client);
-    if (!infer) throw new Error("the generic client has no infer method");
-    const call = (rpcData: Uint8Array) =>
-      new Promise<InferenceResponse>((resolve, reject) =>
-        infer(
-          create(InferenceMessageSchema, { rpcData }),
-          (err: grpc.ServiceError | null, res: InferenceResponse) => (err ? reject(err) : resolve(res)),
-        ),
-      );
+    const client = grpcJsInferenceClient(address);
+    const call = client.infer;
     const ok = await call(packet({ seqNo: 7n }));
     expect([ok.message, ok.seqNo]).toEqual([true, 7n]);
     const bad = (await call(packet({ data: "{oops" })).catch((e) => e)) as grpc.ServiceError;
