@@ -1,0 +1,87 @@
+/**
+ * An instance's configuration, read from the environment the block gives its instances:
+ *
+ * - `AIOS_BLOCK_ID`: the block this instance serves (default `""`).
+ * - `AIOS_INSTANCE_ID`: this instance's id, reported in `/metrics` (default: the host name).
+ * - `AIOS_INIT_DATA`: JSON handed to `init` as `initData` (default `{}`).
+ * - `AIOS_INIT_SETTINGS`: JSON handed to `init` as `settings` (default `{}`).
+ * - `AIOS_PARAMETERS`: a JSON object, the initial parameters `parameter_update` merges into (default `{}`).
+ * - `AIOS_INSTANCE_PORT`: the port to listen on, 0 to 65535 (default 0: any free port).
+ * - `CUDA_VISIBLE_DEVICES`: the GPU ids assigned, comma separated (`0,2` -> `["0", "2"]`), as `ctx.gpus`.
+ *
+ * An empty variable counts as unset. A malformed value is a ConfigError whose message names the variable,
+ * thrown before the server starts.
+ */
+import { hostname } from "node:os";
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export interface InstanceConfig {
+  blockId: string;
+  instanceId: string;
+  initData: unknown;
+  settings: unknown;
+  parameters: Record<string, unknown>;
+  port: number;
+  gpus: string[];
+}
+
+/** A malformed environment variable; `variable` names it. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+  }
+}
+
+const value = (env: Env, name: string): string | undefined => {
+  const v = env[name]?.trim();
+  return v === undefined || v === "" ? undefined : v;
+};
+
+const json = (env: Env, name: string): unknown => {
+  const text = value(env, name);
+  if (text === undefined) return {};
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(name, `not valid JSON (${err instanceof Error ? err.message : String(err)})`);
+  }
+};
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === "object" && !Array.isArray(v);
+
+/** Parses a port value (from the environment or an option); ConfigError naming `name` when invalid. */
+export const parsePort = (text: string, name = "AIOS_INSTANCE_PORT"): number => {
+  const port = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isInteger(port) || port > 65535) {
+    throw new ConfigError(name, `must be a port number from 0 to 65535, got ${JSON.stringify(text)}`);
+  }
+  return port;
+};
+
+/** `CUDA_VISIBLE_DEVICES=0,2` -> `["0", "2"]`; unset or empty -> `[]`. */
+export const parseGpus = (text: string | undefined): string[] =>
+  (text ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+
+export const readInstanceConfig = (env: Env = process.env): InstanceConfig => {
+  const parameters = json(env, "AIOS_PARAMETERS");
+  if (!isRecord(parameters)) throw new ConfigError("AIOS_PARAMETERS", "must be a JSON object");
+  const port = value(env, "AIOS_INSTANCE_PORT");
+  return {
+    blockId: value(env, "AIOS_BLOCK_ID") ?? "",
+    instanceId: value(env, "AIOS_INSTANCE_ID") ?? hostname(),
+    initData: json(env, "AIOS_INIT_DATA"),
+    settings: json(env, "AIOS_INIT_SETTINGS"),
+    parameters,
+    port: port === undefined ? 0 : parsePort(port),
+    gpus: parseGpus(env.CUDA_VISIBLE_DEVICES),
+  };
+};

@@ -1,0 +1,87 @@
+/**
+ * `serveInstance(handlers, options)`: the instance SDK. Reads the configuration from the environment
+ * (config.ts lists the variables), starts the task protocol server (app.ts), runs `init`, and only then
+ * reports healthy and takes tasks (until then `/health` and `/task` answer 503).
+ *
+ * ```ts
+ * const instance = await serveInstance({
+ *   onTask: (task) => ({ words: String((task.data as { text: string }).text).split(/\s+/).length }),
+ * });
+ * ```
+ */
+import {
+  createInstanceApp,
+  type InstanceAppOptions,
+  type InstanceContext,
+  type InstanceHandlers,
+} from "./app.ts";
+import { type Env, type InstanceConfig, parsePort, readInstanceConfig } from "./config.ts";
+import { InstanceMetrics } from "./metrics.ts";
+
+export interface ServeInstanceOptions extends InstanceAppOptions {
+  /** Default: `AIOS_INSTANCE_PORT`, else 0 (any free port). */
+  port?: number;
+  /** Default `0.0.0.0`. */
+  hostname?: string;
+  /** Where the configuration is read from; default `process.env`. */
+  env?: Env;
+}
+
+export interface ServedInstance {
+  /** `http://host:port`, with 127.0.0.1 for a wildcard host. */
+  url: string;
+  port: number;
+  config: InstanceConfig;
+  metrics: InstanceMetrics;
+  /** The current parameters. */
+  readonly parameters: Record<string, unknown>;
+  /** Stops listening and closes open connections. */
+  stop(): Promise<void>;
+}
+
+export const serveInstance = async (
+  handlers: InstanceHandlers,
+  options: ServeInstanceOptions = {},
+): Promise<ServedInstance> => {
+  const config = readInstanceConfig(options.env ?? process.env);
+  const port = options.port ?? config.port;
+  parsePort(String(port), "port");
+  const metrics = new InstanceMetrics(config.instanceId, config.blockId);
+  const state = { ready: false, config, parameters: { ...config.parameters }, metrics };
+  const ctx: InstanceContext = {
+    instanceId: config.instanceId,
+    blockId: config.blockId,
+    initData: config.initData,
+    settings: config.settings,
+    get parameters() {
+      return state.parameters;
+    },
+    gpus: [...config.gpus],
+    metrics,
+  };
+  const app = createInstanceApp(handlers, state, ctx, options);
+  const hostname = options.hostname ?? "0.0.0.0";
+  const server = Bun.serve({ port, hostname, fetch: app.fetch, idleTimeout: 0 });
+  const stop = async () => {
+    await server.stop(true);
+  };
+  try {
+    await handlers.init?.(ctx);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  state.ready = true;
+  const host = hostname === "0.0.0.0" || hostname === "::" ? "127.0.0.1" : hostname;
+  const listening = server.port ?? port;
+  return {
+    url: `http://${host.includes(":") ? `[${host}]` : host}:${listening}`,
+    port: listening,
+    config,
+    metrics,
+    get parameters() {
+      return state.parameters;
+    },
+    stop,
+  };
+};
