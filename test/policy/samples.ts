@@ -4,7 +4,8 @@
  */
 import type { PolicyKindName } from "../../src/policy/kinds/index.ts";
 
-const node = (id: string, gpus: number, gpuMemory = 16384) => ({
+/** A node of the cluster document with `gpus` A100s (ids "0", "1", ... by index). */
+export const gpuNode = (id: string, gpus: number, gpuMemory = 16384) => ({
   id,
   gpus: {
     count: gpus,
@@ -19,7 +20,7 @@ export const CLUSTER = {
   id: "cluster-west-vision-001",
   regionId: "us-west-2",
   status: "live",
-  nodes: { count: 2, nodeData: [node("node-1", 2), node("node-2", 1)] },
+  nodes: { count: 2, nodeData: [gpuNode("node-1", 2), gpuNode("node-2", 1)] },
   gpus: { count: 3, memory: 49152 },
   tags: ["gpu", "vision"],
 };

@@ -5,17 +5,7 @@
  */
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { ensureBuilt, openPolicy, type PolicyHandle } from "../../wasm-policies/harness.ts";
-
-const gpuNode = (id: string, gpus: number, gpuMemory = 16384) => ({
-  id,
-  gpus: {
-    count: gpus,
-    memory: gpus * gpuMemory,
-    gpus: Array.from({ length: gpus }, () => ({ modelName: "NVIDIA A100", memory: gpuMemory })),
-  },
-  vcpus: { count: 32 },
-  memory: 131072,
-});
+import { gpuNode } from "../policy/samples.ts";
 
 /** The specification's sample cluster shape: node-1 with two GPUs, node-2 with one, node-3 CPU only. */
 const CLUSTER = {
