@@ -49,7 +49,7 @@ export interface EvalOptions {
   validateInput?: boolean;
 }
 
-const sha256Hex = async (bytes: Uint8Array): Promise<string> => {
+export const sha256Hex = async (bytes: Uint8Array): Promise<string> => {
   const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 };

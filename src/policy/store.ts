@@ -11,7 +11,13 @@ import { versionedUri } from "../store/uri.ts";
 import { SANDBOX_DEFAULTS } from "./abi.ts";
 import { PolicyError } from "./errors.ts";
 import { isPolicyKindName, POLICY_KIND_NAMES, type PolicyKindName } from "./kinds/index.ts";
-import { type CompiledPolicy, compilePolicy, type ModuleCache, processModuleCache } from "./runtime.ts";
+import {
+  type CompiledPolicy,
+  compilePolicy,
+  type ModuleCache,
+  processModuleCache,
+  sha256Hex,
+} from "./runtime.ts";
 import { AdmissionError, admitPolicyModule } from "./wasm/admission.ts";
 
 export const PolicyUri = versionedUri("policy.loadBalancer.roundrobin:v0.0.1");
@@ -63,10 +69,26 @@ export interface PolicyDoc extends Doc {
   created_at: string;
 }
 
-export const sha256Hex = async (bytes: Uint8Array): Promise<string> => {
-  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-};
+/** A stored policy's instrumented module compiled with its stored limits (from the store or the API). */
+export const compileStoredPolicy = (
+  doc: Pick<PolicyDoc, "uri" | "kind" | "module" | "limits">,
+  instrumented: Uint8Array,
+  cache: ModuleCache = processModuleCache,
+): Promise<CompiledPolicy> =>
+  compilePolicy(
+    instrumented,
+    {
+      uri: doc.uri,
+      kind: doc.kind,
+      hash: doc.module,
+      limits: {
+        fuel: doc.limits.fuel,
+        memoryBytes: doc.limits.memory_bytes,
+        outputBytes: doc.limits.output_bytes,
+      },
+    },
+    cache,
+  );
 
 export const parsePolicyUri = (uri: string): string => parseWith(PolicyUri, uri, ["uri"]);
 
@@ -200,20 +222,7 @@ export class PolicyStore {
     if (!doc) throw new PolicyError("not_found", uri, "no policy is stored under this URI");
     const bytes = await this.store.policyModules.get(doc.module, "instrumented");
     if (!bytes) throw notFound(`the module of policy '${doc.uri}' is missing`, { uri: doc.uri });
-    return compilePolicy(
-      bytes,
-      {
-        uri: doc.uri,
-        kind: doc.kind,
-        hash: doc.module,
-        limits: {
-          fuel: doc.limits.fuel,
-          memoryBytes: doc.limits.memory_bytes,
-          outputBytes: doc.limits.output_bytes,
-        },
-      },
-      this.cache,
-    );
+    return compileStoredPolicy(doc, bytes, this.cache);
   }
 
   private async find(id: string): Promise<PolicyDoc | null> {

@@ -2,13 +2,8 @@
  * A typed client of the registry's HTTP API, for the CLI and other services. Errors come back as
  * RegistryClientError carrying the server's `{"error": {code, message, details}}`.
  */
-import {
-  type CompiledPolicy,
-  compilePolicy,
-  type ModuleCache,
-  processModuleCache,
-} from "../policy/runtime.ts";
-import type { PolicyDoc } from "../policy/store.ts";
+import { type CompiledPolicy, type ModuleCache, processModuleCache } from "../policy/runtime.ts";
+import { compileStoredPolicy, type PolicyDoc } from "../policy/store.ts";
 
 export const DEFAULT_REGISTRY_URL = "http://127.0.0.1:3000";
 
@@ -98,20 +93,7 @@ export class RegistryClient {
   async compiledPolicy(uri: string, cache: ModuleCache = processModuleCache): Promise<CompiledPolicy> {
     const meta = await this.getPolicy(uri);
     const bytes = await this.downloadPolicy(uri, "instrumented");
-    return compilePolicy(
-      bytes,
-      {
-        uri: meta.uri,
-        kind: meta.kind,
-        hash: meta.module,
-        limits: {
-          fuel: meta.limits.fuel,
-          memoryBytes: meta.limits.memory_bytes,
-          outputBytes: meta.limits.output_bytes,
-        },
-      },
-      cache,
-    );
+    return compileStoredPolicy(meta, bytes, cache);
   }
 
   async deletePolicy(uri: string): Promise<void> {
