@@ -1,13 +1,17 @@
 /**
- * The executor's network faces: the InferenceProxy gRPC service (connect-node routes, served over
- * HTTP/2), and two small Hono apps, one for metrics and one for `/mgmt`, each on its own port.
+ * The block's network faces: the InferenceProxy gRPC service (connect-node routes, served over
+ * HTTP/2); the executor's metrics and `/mgmt`; the mapper's instance API; the sidecars' `/mgmt`.
+ * Each is its own small app on its own port (DESIGN.md lists the ports).
  */
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { Hono } from "hono";
 import { z } from "zod";
 import { type InferenceMessage, InferenceProxy } from "../gen/inference_pb.ts";
-import { badRequest, onError, onNotFound, readJsonWith } from "../http/errors.ts";
-import { type Executor, ExecutorError } from "./executor.ts";
+import { badRequest, notFound, onError, onNotFound, readJson, readJsonWith } from "../http/errors.ts";
+import type { Autoscaler } from "./autoscaler.ts";
+import { type Executor, ExecutorError, type LoadBalancerPolicy } from "./executor.ts";
+import { HealthChecker } from "./health-checker.ts";
+import { type InstanceRef, type Mapper, readInstanceList } from "./mapper.ts";
 import { PacketError } from "./packet.ts";
 
 /** Maps the executor's errors to gRPC codes; anything else is left to connect-node (Internal). */
@@ -54,43 +58,125 @@ const MgmtBody = z.object({
   mgmt_data: z.unknown().optional(),
 });
 
-export const BUILTIN_MGMT_ACTIONS = ["get_instances", "policy_info"] as const;
+/** A policy as the management apps use it (a PolicyInstance, or a test double). */
+type ManagedPolicy = Pick<LoadBalancerPolicy, "uri" | "management">;
 
-/** `POST /mgmt` `{"mgmt_action","mgmt_data"}`: built-in actions, then the policy's own. */
-export const createExecutorMgmtApp = (executor: Executor): Hono => {
+export interface MgmtAppOptions {
+  /** Built-in actions, answered before the policy's own (so name them apart from policy actions). */
+  builtins: Record<string, (data: unknown) => unknown>;
+  policy: () => ManagedPolicy | null;
+  /** For messages: "executor", "auto-scaler", "health checker". */
+  service: string;
+}
+
+/**
+ * `POST /mgmt` `{"mgmt_action","mgmt_data"}` (block-runtime.md, the three management APIs):
+ * built-in actions, then the policy's `management` export.
+ */
+export const createMgmtApp = ({ builtins, policy: current, service }: MgmtAppOptions): Hono => {
   const app = new Hono({ strict: false });
   app.onError(onError);
   app.notFound(onNotFound);
+  const names = Object.keys(builtins);
   app.post("/mgmt", async (c) => {
     const { mgmt_action: action, mgmt_data: data } = await readJsonWith(c.req.raw, MgmtBody);
-    if (action === "get_instances") {
-      return c.json({
+    const builtin = Object.hasOwn(builtins, action) ? builtins[action] : undefined;
+    if (builtin) return c.json((await builtin(data ?? {})) as Record<string, unknown>);
+    const policy = current();
+    if (!policy) {
+      throw badRequest(
+        "unknown_action",
+        `mgmt_action '${action}' is not built in (${names.join(", ")}) and the ${service} has no policy`,
+      );
+    }
+    // A PolicyError (no management export, the policy's own refusal) becomes a 4xx through onError.
+    return c.json((await policy.management(action, data ?? {})) as Record<string, unknown>);
+  });
+  return app;
+};
+
+export const BUILTIN_MGMT_ACTIONS = ["get_instances", "policy_info"] as const;
+
+/** The executor's `/mgmt`: `get_instances` (with metrics and last failures), `policy_info`. */
+export const createExecutorMgmtApp = (executor: Executor): Hono =>
+  createMgmtApp({
+    service: "executor",
+    policy: () => executor.policy,
+    builtins: {
+      get_instances: () => ({
         block_id: executor.blockId,
         instances: executor.instances.map((i) => ({
           id: i.id,
           url: i.url,
           metrics: executor.metrics.instance(i.id) ?? null,
           last_failure: executor.failures.get(i.id) ?? null,
+          ejected_until: executor.ejected.get(i.id) ?? null,
         })),
-      });
-    }
-    if (action === "policy_info") {
-      return c.json({
+      }),
+      policy_info: () => ({
         block_id: executor.blockId,
         policy: executor.policy?.uri ?? null,
         fallback: "round-robin",
         policy_fallbacks: Object.fromEntries(executor.metrics.policyFallbacks),
-      });
+      }),
+    },
+  });
+
+type Sidecar = Autoscaler | HealthChecker;
+
+/**
+ * The auto-scaler's and the health checker's `/mgmt`: `get_instances`, `policy_info` (policy,
+ * interval, recent runs), `run_now` (one run at once, answered with its record); then the policy's.
+ */
+export const createSidecarMgmtApp = (
+  sidecar: Sidecar,
+  service: string,
+  instances: () => readonly InstanceRef[],
+): Hono =>
+  createMgmtApp({
+    service,
+    policy: () => sidecar.policy,
+    builtins: {
+      get_instances: () => ({ block_id: sidecar.blockId, instances: instances() }),
+      policy_info: () => ({
+        block_id: sidecar.blockId,
+        policy: sidecar.policy?.uri ?? null,
+        interval_ms: sidecar.intervalMs,
+        running: sidecar.running,
+        history: sidecar.history,
+      }),
+      run_now: () => (sidecar instanceof HealthChecker ? sidecar.check() : sidecar.evaluate()),
+    },
+  });
+
+/**
+ * The mapper's API (port 5000, internal): `GET /instances`; `PUT /instances` `{"instances": [...]}`
+ * replaces the list; `POST /instances` `{"id","url"}` adds or moves one; `DELETE /instances/{id}`.
+ * Every change reaches the executor and the sidecars before the answer.
+ */
+export const createMapperApp = (mapper: Mapper): Hono => {
+  const app = new Hono({ strict: false });
+  app.onError(onError);
+  app.notFound(onNotFound);
+  const state = () => ({ block_id: mapper.blockId, version: mapper.version, instances: mapper.instances });
+  app.get("/instances", (c) => c.json({ ...state(), last_poll: mapper.lastPoll }));
+  app.put("/instances", async (c) => {
+    mapper.set(readInstanceList(await readJson(c.req.raw)));
+    return c.json(state());
+  });
+  app.post("/instances", async (c) => {
+    const body = await readJson(c.req.raw);
+    const [instance] = readInstanceList([body], "instance");
+    if (instance) mapper.upsert(instance);
+    return c.json(state());
+  });
+  app.delete("/instances/:id", (c) => {
+    const id = c.req.param("id");
+    if (!mapper.instances.some((i) => i.id === id)) {
+      throw notFound(`block ${mapper.blockId} has no instance '${id}'`);
     }
-    const policy = executor.policy;
-    if (!policy) {
-      throw badRequest(
-        "unknown_action",
-        `mgmt_action '${action}' is not built in (${BUILTIN_MGMT_ACTIONS.join(", ")}) and the block has no load balancer policy`,
-      );
-    }
-    // A PolicyError (no management export, the policy's own refusal) becomes a 4xx through onError.
-    return c.json((await policy.management(action, data ?? {})) as Record<string, unknown>);
+    mapper.remove(id);
+    return c.json(state());
   });
   return app;
 };

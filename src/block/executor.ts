@@ -9,14 +9,11 @@ import { type InferenceResponse, InferenceResponseSchema } from "../gen/inferenc
 import type { AIOSPacket } from "../gen/payload_pb.ts";
 import { isPolicyError } from "../policy/errors.ts";
 import type { PolicyInstance } from "../policy/runtime.ts";
+import type { InstanceRef } from "./mapper.ts";
 import { BlockMetrics } from "./metrics.ts";
 import { decodePacket, packetForPolicy } from "./packet.ts";
 
-export interface InstanceRef {
-  id: string;
-  /** Base URL of the instance's task protocol, e.g. `http://10.0.0.5:8000`. */
-  url: string;
-}
+export type { InstanceRef };
 
 /** What the executor uses of a load balancer policy instance (a PolicyInstance, or a test double). */
 export type LoadBalancerPolicy = Pick<PolicyInstance, "uri" | "eval" | "management">;
@@ -30,6 +27,12 @@ export interface ExecutorOptions {
   /** Told of every instance failure (5xx, network error, timeout): the health checker acts on it. */
   onInstanceFailure?: (instanceId: string, reason: string) => void;
   metrics?: BlockMetrics;
+  /**
+   * How long an instance that just failed is passed over while others are available (as Envoy's
+   * outlier ejection does), so a dead instance does not cost every request a failed attempt while
+   * the health checker and the mapper catch up. Default 5 s; 0 turns it off.
+   */
+  ejectMs?: number;
 }
 
 export type ExecutorErrorCode = "unavailable" | "deadline_exceeded";
@@ -95,6 +98,9 @@ export class Executor {
   readonly #attemptTimeoutMs: number;
   readonly #onInstanceFailure: ExecutorOptions["onInstanceFailure"];
   readonly #failures = new Map<string, InstanceFailure>();
+  readonly #ejectMs: number;
+  /** Instance id -> time (ms) until which it is passed over. */
+  readonly #ejected = new Map<string, number>();
 
   constructor(options: ExecutorOptions) {
     this.blockId = options.blockId;
@@ -102,6 +108,7 @@ export class Executor {
     this.#policy = options.policy ?? null;
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS;
     this.#onInstanceFailure = options.onInstanceFailure;
+    this.#ejectMs = options.ejectMs ?? 5000;
     this.setInstances(options.instances ?? []);
   }
 
@@ -115,6 +122,7 @@ export class Executor {
     this.#instances = list.filter((i) => !seen.has(i.id) && seen.add(i.id)).map((i) => ({ ...i }));
     this.metrics.retain(this.#instances.map((i) => i.id));
     for (const id of this.#failures.keys()) if (!seen.has(id)) this.#failures.delete(id);
+    for (const id of this.#ejected.keys()) if (!seen.has(id)) this.#ejected.delete(id);
   }
 
   get policy(): LoadBalancerPolicy | null {
@@ -143,11 +151,17 @@ export class Executor {
     const body = taskBody(packet);
     const tried: string[] = [];
     let candidate = await this.#choose(packet, instances);
+    if (this.#ejected.size > 0 && this.#isEjected(candidate.id)) {
+      // The policy still sees every instance (its session cache survives); only the pick moves.
+      const healthy = instances.filter((i) => !this.#isEjected(i.id));
+      if (healthy.length > 0) candidate = this.#roundRobin(healthy);
+    }
     for (;;) {
       if (signal?.aborted) throw this.#deadline(tried);
       tried.push(candidate.id);
       try {
         const outcome = await this.#attempt(candidate, body, signal);
+        if (this.#ejected.size > 0) this.#ejected.delete(candidate.id);
         return create(InferenceResponseSchema, {
           message: outcome.ok,
           result: outcome.ok ? JSON.stringify(outcome.result ?? null) : "",
@@ -163,7 +177,9 @@ export class Executor {
       }
       // Retries go round-robin over the instances not tried yet, never through the policy: offering
       // it a shrunken list would look like a membership change and drop its session cache.
-      const rest = this.#instances.filter((i) => !tried.includes(i.id));
+      const untried = this.#instances.filter((i) => !tried.includes(i.id));
+      const healthy = untried.filter((i) => !this.#isEjected(i.id));
+      const rest = healthy.length > 0 ? healthy : untried;
       if (rest.length === 0) {
         throw new ExecutorError(
           "unavailable",
@@ -251,8 +267,24 @@ export class Executor {
     }
   }
 
+  #isEjected(id: string): boolean {
+    const until = this.#ejected.get(id);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.#ejected.delete(id);
+    return false;
+  }
+
+  /** Instances currently passed over after a failure, with the time they return (ms since epoch). */
+  get ejected(): ReadonlyMap<string, number> {
+    for (const id of [...this.#ejected.keys()]) this.#isEjected(id);
+    return this.#ejected;
+  }
+
   #instanceFailed(id: string, reason: string): void {
-    this.#failures.set(id, { reason, at: Date.now() });
+    const now = Date.now();
+    this.#failures.set(id, { reason, at: now });
+    if (this.#ejectMs > 0) this.#ejected.set(id, now + this.#ejectMs);
     try {
       this.#onInstanceFailure?.(id, reason);
     } catch (err) {

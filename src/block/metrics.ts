@@ -205,3 +205,50 @@ export class BlockMetrics {
     return `${lines.join("\n")}\n`;
   }
 }
+
+/** An instance's own `GET /metrics` JSON (src/instance/metrics.ts), as far as the block reads it. */
+export type InstanceReport = Record<string, unknown>;
+
+/**
+ * Reads every instance's `GET /metrics` at once, each bounded by `timeoutMs`; an instance that does
+ * not answer is simply absent (the health checker judges it, not the metrics).
+ */
+export const fetchInstanceReports = async (
+  instances: readonly { id: string; url: string }[],
+  timeoutMs = 2000,
+): Promise<Map<string, InstanceReport>> => {
+  const reports = new Map<string, InstanceReport>();
+  await Promise.all(
+    instances.map(async (i) => {
+      try {
+        const res = await fetch(`${i.url.replace(/\/+$/, "")}/metrics`, {
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        if (!res.ok) return;
+        const body = (await res.json()) as unknown;
+        if (body !== null && typeof body === "object" && !Array.isArray(body)) {
+          reports.set(i.id, body as InstanceReport);
+        }
+      } catch {
+        // Unreachable or not JSON: no report.
+      }
+    }),
+  );
+  return reports;
+};
+
+/**
+ * The block metrics policies read: the executor's view of each instance (requests, in flight,
+ * latency) over the instance's own report (CPU, memory, queue, tasks, custom metrics).
+ */
+export const withInstanceReports = (
+  block: BlockMetricsJson,
+  reports: ReadonlyMap<string, InstanceReport>,
+): BlockMetricsJson => {
+  const instances: Record<string, InstanceMetricsJson> = {};
+  for (const [id, executorView] of Object.entries(block.instances)) {
+    const { instance_id: _i, block_id: _b, ...own } = reports.get(id) ?? {};
+    instances[id] = { ...own, ...executorView };
+  }
+  return { ...block, instances };
+};

@@ -12,10 +12,13 @@ export class UsageError extends Error {
   }
 }
 
-export type FlagSpec = Record<string, { type: "string" | "boolean"; short?: string }>;
+/** A flag's raw value as parseArgs gives it. */
+export type FlagValue = string | boolean | string[] | undefined;
+
+export type FlagSpec = Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>;
 
 export interface Parsed {
-  values: Record<string, string | boolean | undefined>;
+  values: Record<string, FlagValue>;
   positionals: string[];
 }
 
@@ -35,7 +38,7 @@ export const parseFlags = (argv: string[], flags: FlagSpec, allowPositionals = f
 };
 
 /** A TCP port from a flag: an integer from 0 (pick a free port) to 65535. */
-export const parsePort = (raw: string | boolean | undefined, flag: string, fallback: number): number => {
+export const parsePort = (raw: FlagValue, flag: string, fallback: number): number => {
   if (raw === undefined) return fallback;
   if (typeof raw !== "string" || !/^\d{1,5}$/.test(raw) || Number(raw) > 65535) {
     throw new UsageError(`${flag} must be a port number from 0 to 65535, got ${JSON.stringify(raw)}`);
@@ -43,8 +46,7 @@ export const parsePort = (raw: string | boolean | undefined, flag: string, fallb
   return Number(raw);
 };
 
-export const stringFlag = (raw: string | boolean | undefined): string | undefined =>
-  typeof raw === "string" ? raw : undefined;
+export const stringFlag = (raw: FlagValue): string | undefined => (typeof raw === "string" ? raw : undefined);
 
 /** A verb of the `aios` command. `run` resolves to the exit status. */
 export interface Verb {

@@ -4,18 +4,19 @@
  * `--help`. A mistake on the command line prints the usage on stderr and exits with status 2.
  */
 import { UsageError, type Verb } from "./args.ts";
+import { blockRuntimeVerb } from "./block-runtime.ts";
 import { policyVerb } from "./policy.ts";
 import { registryVerb } from "./registry.ts";
 import { upVerb } from "./up.ts";
 
-export const VERBS: readonly Verb[] = [upVerb, registryVerb, policyVerb];
+export const VERBS: readonly Verb[] = [upVerb, registryVerb, blockRuntimeVerb, policyVerb];
 
 export const usage = (): string =>
   [
     "usage: aios <verb> [flags]",
     "",
     "verbs:",
-    ...VERBS.map((v) => `  ${v.name.padEnd(10)} ${v.summary}`),
+    ...VERBS.map((v) => `  ${v.name.padEnd(14)} ${v.summary}`),
     "",
     "Run `aios <verb> --help` for a verb's flags.",
   ].join("\n");

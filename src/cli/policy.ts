@@ -15,12 +15,12 @@ import { isPolicyKindName, POLICY_KIND_NAMES, type PolicyKindName } from "../pol
 import { compilePolicy, instantiatePolicy } from "../policy/runtime.ts";
 import { AdmissionError, admitPolicyModule } from "../policy/wasm/admission.ts";
 import { DEFAULT_REGISTRY_URL, RegistryClient } from "../registry/client.ts";
-import { parseFlags, stringFlag, UsageError, type Verb } from "./args.ts";
+import { type FlagValue, parseFlags, stringFlag, UsageError, type Verb } from "./args.ts";
 
-const registryUrl = (flag: string | boolean | undefined) =>
+const registryUrl = (flag: FlagValue) =>
   stringFlag(flag) ?? process.env.AIOS_REGISTRY_URL ?? DEFAULT_REGISTRY_URL;
 
-const kindFlag = (raw: string | boolean | undefined, required: boolean): PolicyKindName | undefined => {
+const kindFlag = (raw: FlagValue, required: boolean): PolicyKindName | undefined => {
   const kind = stringFlag(raw);
   if (kind === undefined) {
     if (required) throw new UsageError(`--kind is required (one of ${POLICY_KIND_NAMES.join(", ")})`);
@@ -31,7 +31,7 @@ const kindFlag = (raw: string | boolean | undefined, required: boolean): PolicyK
   return kind;
 };
 
-const positiveInt = (raw: string | boolean | undefined, flag: string): number | undefined => {
+const positiveInt = (raw: FlagValue, flag: string): number | undefined => {
   const value = stringFlag(raw);
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value) || Number(value) <= 0)

@@ -3,6 +3,7 @@
  * on disk with --data-dir, else PGlite in memory), serve the registry app on one port and the global
  * metrics API on another, and shut down cleanly on SIGINT/SIGTERM.
  */
+import { displayHost, type Listener } from "../http/listen.ts";
 import { createMetricsApp, createRegistryApp } from "../registry/app.ts";
 import { openStore, type Store, storeConfigFrom } from "../store/index.ts";
 
@@ -13,10 +14,7 @@ export interface RegistryServerOptions {
   dataDir?: string | undefined;
 }
 
-export interface Listener {
-  name: string;
-  url: string;
-}
+export type { Listener };
 
 export interface RunningServers {
   store: Store;
@@ -25,12 +23,6 @@ export interface RunningServers {
 }
 
 type Server = ReturnType<typeof Bun.serve>;
-
-/** The address to print for a bound host: a wildcard bind is reachable on loopback. */
-const displayHost = (host: string): string => {
-  if (host === "0.0.0.0" || host === "::" || host === "") return "127.0.0.1";
-  return host.includes(":") ? `[${host}]` : host;
-};
 
 /** Opens the store and starts both listeners; everything started so far is stopped if one fails. */
 export const startRegistry = async (options: RegistryServerOptions): Promise<RunningServers> => {

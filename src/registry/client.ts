@@ -2,21 +2,15 @@
  * A typed client of the registry's HTTP API, for the CLI and other services. Errors come back as
  * RegistryClientError carrying the server's `{"error": {code, message, details}}`.
  */
+
+import { fetchService, ServiceClientError, trimBaseUrl } from "../http/client.ts";
 import { type CompiledPolicy, type ModuleCache, processModuleCache } from "../policy/runtime.ts";
 import { compileStoredPolicy, type PolicyDoc } from "../policy/store.ts";
 
 export const DEFAULT_REGISTRY_URL = "http://127.0.0.1:3000";
 
-export class RegistryClientError extends Error {
+export class RegistryClientError extends ServiceClientError {
   override readonly name = "RegistryClientError";
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly details?: unknown,
-  ) {
-    super(message);
-  }
 }
 
 export interface PolicyUploadOptions {
@@ -31,29 +25,19 @@ export class RegistryClient {
   readonly baseUrl: string;
 
   constructor(baseUrl: string = DEFAULT_REGISTRY_URL) {
-    this.baseUrl = baseUrl.replace(/\/+$/, "");
+    this.baseUrl = trimBaseUrl(baseUrl);
   }
 
-  async #fetch(path: string, init?: RequestInit): Promise<Response> {
-    let res: Response;
-    try {
-      res = await fetch(`${this.baseUrl}${path}`, init);
-    } catch (err) {
-      throw new RegistryClientError(
-        0,
-        "unreachable",
-        `cannot reach the registry at ${this.baseUrl} (${err instanceof Error ? err.message : String(err)}); is it running? (aios registry, or aios up)`,
-      );
-    }
-    if (res.ok) return res;
-    const body = (await res.json().catch(() => null)) as {
-      error?: { code?: string; message?: string; details?: unknown };
-    } | null;
-    throw new RegistryClientError(
-      res.status,
-      body?.error?.code ?? "http_error",
-      body?.error?.message ?? `${init?.method ?? "GET"} ${path}: HTTP ${res.status}`,
-      body?.error?.details,
+  #fetch(path: string, init?: RequestInit): Promise<Response> {
+    return fetchService(
+      {
+        baseUrl: this.baseUrl,
+        service: "the registry",
+        hint: "is it running? (aios registry, or aios up)",
+        error: (...args) => new RegistryClientError(...args),
+      },
+      path,
+      init,
     );
   }
 
@@ -94,6 +78,18 @@ export class RegistryClient {
     const meta = await this.getPolicy(uri);
     const bytes = await this.downloadPolicy(uri, "instrumented");
     return compileStoredPolicy(meta, bytes, cache);
+  }
+
+  /** `GET /clusters/{id}`: the cluster document. */
+  async getCluster(id: string, signal?: AbortSignal): Promise<Record<string, unknown>> {
+    const res = await this.#fetch(`/clusters/${encodeURIComponent(id)}`, signal ? { signal } : undefined);
+    return (await res.json()) as Record<string, unknown>;
+  }
+
+  /** `GET /cluster/{id}`: the cluster's global metrics (the envelope's `data`). */
+  async getClusterMetrics(id: string, signal?: AbortSignal): Promise<unknown> {
+    const res = await this.#fetch(`/cluster/${encodeURIComponent(id)}`, signal ? { signal } : undefined);
+    return ((await res.json()) as { data?: unknown }).data ?? null;
   }
 
   async deletePolicy(uri: string): Promise<void> {
