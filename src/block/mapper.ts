@@ -115,7 +115,7 @@ export class Mapper {
   /** Tells `subscriber` the current list at once, then every change; returns the unsubscribe. */
   subscribe(subscriber: InstanceSubscriber): () => void {
     this.#subscribers.add(subscriber);
-    subscriber({
+    this.#tell(subscriber, {
       instances: this.#instances,
       added: this.#instances.map((i) => i.id),
       removed: [],
@@ -139,15 +139,17 @@ export class Mapper {
     this.#instances = next;
     this.#version += 1;
     const change: InstanceChange = { instances: next, added, removed, moved, version: this.#version };
-    for (const subscriber of this.#subscribers) {
-      try {
-        subscriber(change);
-      } catch (err) {
-        // One faulty subscriber must not keep the others on a stale list.
-        console.error(`[mapper ${this.blockId}] a subscriber threw:`, err);
-      }
-    }
+    for (const subscriber of this.#subscribers) this.#tell(subscriber, change);
     return change;
+  }
+
+  #tell(subscriber: InstanceSubscriber, change: InstanceChange): void {
+    try {
+      subscriber(change);
+    } catch (err) {
+      // One faulty subscriber must not keep the others on a stale list.
+      console.error(`[mapper ${this.blockId}] a subscriber threw:`, err);
+    }
   }
 
   /** Adds an instance, or updates its URL. */

@@ -4,7 +4,6 @@
  * gRPC service over HTTP/2 (Connect's gRPC transport and grpc-js), and the metrics and /mgmt apps.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
 import { createServer, type Http2Server } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
@@ -22,11 +21,9 @@ import { PacketError } from "../../src/block/packet.ts";
 import { InferenceProxy } from "../../src/gen/inference_pb.ts";
 import { AIOSPacketSchema, FileInfoSchema } from "../../src/gen/payload_pb.ts";
 import { PolicyError } from "../../src/policy/errors.ts";
-import { compilePolicy, instantiatePolicy, type PolicyInstance } from "../../src/policy/runtime.ts";
-import { admitPolicyModule } from "../../src/policy/wasm/admission.ts";
+import { instantiatePolicy, type PolicyInstance } from "../../src/policy/runtime.ts";
+import { compiledBuiltin } from "../support/builtin-policies.ts";
 import { grpcJsInferenceClient } from "../support/grpc.ts";
-
-const ROOT = new URL("../../", import.meta.url);
 
 const packet = (fields: MessageInitShape<typeof AIOSPacketSchema> = {}) =>
   toBinary(
@@ -108,15 +105,12 @@ let calcC: InstanceRef;
 let broken: InstanceRef;
 let gone: InstanceRef;
 
-const loadRoundRobin = async (): Promise<PolicyInstance> => {
-  if (!existsSync(new URL("wasm-policies/dist/roundrobin.wasm", ROOT))) {
-    Bun.spawnSync(["bun", "run", "wasm-policies/build.ts", "--if-stale"], { cwd: ROOT.pathname });
-  }
-  const bytes = new Uint8Array(readFileSync(new URL("wasm-policies/dist/roundrobin.wasm", ROOT)));
-  const uri = "policy.loadBalancer.roundrobin:v0.0.1";
-  const policy = await compilePolicy(admitPolicyModule(bytes).instrumented, { uri, kind: "loadBalancer" });
-  return instantiatePolicy(policy, { ruleId: "executor-test", settings: {}, parameters: {} });
-};
+const loadRoundRobin = async (): Promise<PolicyInstance> =>
+  instantiatePolicy(await compiledBuiltin("policy.loadBalancer.roundrobin:v0.0.1"), {
+    ruleId: "executor-test",
+    settings: {},
+    parameters: {},
+  });
 
 /** A policy double: answers what `decide` returns (or throws). */
 const fakePolicy = (decide: () => unknown): LoadBalancerPolicy =>
