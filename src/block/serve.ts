@@ -1,13 +1,13 @@
 /**
- * Hosting one block's services in this process (`aios block-runtime`): the executor's gRPC server,
+ * Hosting one block's services in this process (`aios block-runtime`): the executor's inference
+ * server (gRPC, gRPC-web and Connect, over HTTP/2 and HTTP/1.1 on one port),
  * its metrics and `/mgmt`, the mapper, the auto-scaler and the health checker, each on its own port
  * (block-runtime.md's table; 0 picks a free port). The mapper feeds the instance list to the other
  * three; the executor's instance failures wake the health checker early.
  */
-import { createServer, type Http2Server } from "node:http2";
-import type { AddressInfo } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ControllerClient, type ScaleRequest } from "../controller/client.ts";
+import { listenDualProtocol } from "../http/dual-protocol.ts";
 import { displayHost, type Listener } from "../http/listen.ts";
 import { type CompiledPolicy, instantiatePolicy, type PolicyInstance } from "../policy/runtime.ts";
 import { RegistryClient } from "../registry/client.ts";
@@ -183,21 +183,13 @@ export const startBlockRuntime = async (options: BlockRuntimeOptions): Promise<R
       healthChecker.setInstances(instances);
     });
 
-    const grpc: Http2Server = createServer(connectNodeAdapter({ routes: executorRoutes(executor) }));
-    await new Promise<void>((resolveListen, reject) => {
-      grpc.once("error", reject);
-      grpc.listen(ports.grpc, host, () => resolveListen());
-    });
-    servers.push({
-      name: "grpc",
-      close: () =>
-        new Promise<void>((done) => {
-          grpc.close(() => done());
-          // Idle HTTP/2 sessions would hold close() open: end them.
-          setTimeout(done, 2000).unref();
-        }),
-    });
-    const grpcUrl = `http://${displayHost(host)}:${(grpc.address() as AddressInfo).port}`;
+    const grpc = await listenDualProtocol(
+      connectNodeAdapter({ routes: executorRoutes(executor) }),
+      ports.grpc,
+      host,
+    );
+    servers.push({ name: "grpc", close: () => grpc.close() });
+    const grpcUrl = `http://${displayHost(host)}:${grpc.port}`;
     const listeners: Listener[] = [{ name: "grpc", url: grpcUrl }];
 
     const serveHttp = (name: string, port: number, fetch: (req: Request) => Response | Promise<Response>) => {

@@ -6,7 +6,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import {
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+} from "@connectrpc/connect-node";
 import { type RunningBlock, startBlockRuntime } from "../../src/block/serve.ts";
 import { main } from "../../src/cli/main.ts";
 import { InferenceProxy } from "../../src/gen/inference_pb.ts";
@@ -119,6 +123,35 @@ describe("startBlockRuntime", () => {
       by.add(res.instanceId);
     }
     expect([...by].sort()).toEqual(["i-1", "i-2"]);
+  });
+
+  test("one port answers gRPC, and Connect and gRPC-web over both HTTP/2 and HTTP/1.1", async () => {
+    const baseUrl = block.url("grpc");
+    const transports = {
+      "connect h2": createConnectTransport({ baseUrl, httpVersion: "2" }),
+      "connect h1": createConnectTransport({ baseUrl, httpVersion: "1.1" }),
+      "grpc-web h2": createGrpcWebTransport({ baseUrl, httpVersion: "2" }),
+      "grpc-web h1": createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }),
+    };
+    for (const [name, transport] of Object.entries(transports)) {
+      const res = await createClient(InferenceProxy, transport).infer({ rpcData: packet(21) });
+      expect([name, JSON.parse(res.result).n]).toEqual([name, 42]);
+    }
+    // What a browser or curl sends: Connect's JSON over HTTP/1.1; a bad packet names the field.
+    const plain = await fetch(`${baseUrl}/InferenceProxy/infer`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ rpcData: Buffer.from(packet(5)).toString("base64") }),
+    });
+    expect(plain.status).toBe(200);
+    expect(JSON.parse(((await plain.json()) as { result: string }).result)).toMatchObject({ n: 10 });
+    const bad = await fetch(`${baseUrl}/InferenceProxy/infer`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ rpcData: "" }),
+    });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { code: string; message: string }).code).toBe("invalid_argument");
   });
 
   test("an instance added through the mapper takes traffic; a removed one stops, without a restart", async () => {
