@@ -33,9 +33,13 @@ export interface ExecutorOptions {
    * the health checker and the mapper catch up. Default 5 s; 0 turns it off.
    */
   ejectMs?: number;
+  /** Largest instance answer accepted, in bytes; a larger one is a failed task. Default 32 MiB. */
+  maxResultBytes?: number;
 }
 
 export type ExecutorErrorCode = "unavailable" | "deadline_exceeded";
+
+const DEFAULT_MAX_RESULT_BYTES = 32 * 1024 * 1024;
 
 /** The task could not be served: no instance, every instance failed, or the caller's deadline passed. */
 export class ExecutorError extends Error {
@@ -101,6 +105,11 @@ export class Executor {
   readonly #ejectMs: number;
   /** Instance id -> time (ms) until which it is passed over. */
   readonly #ejected = new Map<string, number>();
+  readonly #maxResultBytes: number;
+  /** Tasks being served now (policy choice included); `drain` waits for them. */
+  #active = 0;
+  #draining = false;
+  #drained: (() => void) | null = null;
 
   constructor(options: ExecutorOptions) {
     this.blockId = options.blockId;
@@ -109,6 +118,7 @@ export class Executor {
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS;
     this.#onInstanceFailure = options.onInstanceFailure;
     this.#ejectMs = options.ejectMs ?? 5000;
+    this.#maxResultBytes = options.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES;
     this.setInstances(options.instances ?? []);
   }
 
@@ -144,6 +154,45 @@ export class Executor {
    */
   async infer(rpcData: Uint8Array, signal?: AbortSignal): Promise<InferenceResponse> {
     const packet = decodePacket(rpcData);
+    if (this.#draining) {
+      throw new ExecutorError("unavailable", `block ${this.blockId} is shutting down; send the task again`);
+    }
+    this.#active += 1;
+    try {
+      return await this.#serve(packet, signal);
+    } finally {
+      this.#active -= 1;
+      if (this.#active === 0) this.#drained?.();
+    }
+  }
+
+  /** Tasks being served right now. */
+  get active(): number {
+    return this.#active;
+  }
+
+  /**
+   * Refuses new tasks (Unavailable, so callers retry on another replica) and resolves once the tasks
+   * in progress are answered, or after `timeoutMs`; true when none was left behind.
+   */
+  async drain(timeoutMs: number): Promise<boolean> {
+    this.#draining = true;
+    if (this.#active === 0) return true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const done = await Promise.race([
+      new Promise<true>((resolve) => {
+        this.#drained = () => resolve(true);
+      }),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    this.#drained = null;
+    return done;
+  }
+
+  async #serve(packet: AIOSPacket, signal?: AbortSignal): Promise<InferenceResponse> {
     const instances = this.#instances;
     if (instances.length === 0) {
       throw new ExecutorError("unavailable", `block ${this.blockId} has no instances to serve the task`);
@@ -241,9 +290,19 @@ export class Executor {
         if (timeout.aborted) throw new AttemptFailure(`no answer within ${this.#attemptTimeoutMs} ms`);
         throw new AttemptFailure(`unreachable: ${err instanceof Error ? err.message : String(err)}`);
       }
+      const declared = Number(res.headers.get("content-length") ?? 0);
+      if (declared > this.#maxResultBytes) {
+        await res.body?.cancel().catch(() => {});
+        ok = true;
+        return { ok: false, error: this.#tooLarge(declared) };
+      }
       const text = await res.text().catch((err: unknown) => {
         throw new AttemptFailure(`answer cut short: ${err instanceof Error ? err.message : String(err)}`);
       });
+      if (text.length > this.#maxResultBytes) {
+        ok = true;
+        return { ok: false, error: this.#tooLarge(text.length) };
+      }
       if (res.status >= 400 && res.status < 500) {
         ok = true;
         return { ok: false, error: refusal(res.status, text) };
@@ -265,6 +324,10 @@ export class Executor {
     } finally {
       done({ ok });
     }
+  }
+
+  #tooLarge(bytes: number): string {
+    return `result_too_large: the instance answered ${bytes} bytes, over the block's ${this.#maxResultBytes} byte limit`;
   }
 
   #isEjected(id: string): boolean {

@@ -58,6 +58,8 @@ export interface BlockRuntimeOptions {
   healthIntervalMs?: number;
   healthTimeoutMs?: number;
   attemptTimeoutMs?: number;
+  /** On stop, how long tasks in progress may take to finish (new ones are refused); default 10 s. */
+  drainMs?: number;
 }
 
 export interface RunningBlock {
@@ -235,7 +237,11 @@ export const startBlockRuntime = async (options: BlockRuntimeOptions): Promise<R
         if (!l) throw new Error(`no listener named ${name}`);
         return l.url;
       },
-      stop: stopAll,
+      async stop() {
+        // Answer what is in progress before the connections close; new tasks get Unavailable.
+        await executor.drain(options.drainMs ?? 10_000);
+        await stopAll();
+      },
     };
   } catch (err) {
     await stopAll();

@@ -255,6 +255,46 @@ describe("Executor.infer", () => {
     expect(failures.some((f) => f.includes("no answer within 100 ms"))).toBe(true);
   });
 
+  test("a failed instance is passed over for ejectMs, then tried again", async () => {
+    const executor = new Executor({ blockId: "b", instances: [gone, calcA], ejectMs: 150 });
+    await executor.infer(packet({ seqNo: 1n })); // round-robin starts at gone: fails, calc-a answers
+    expect(executor.ejected.has("gone")).toBe(true);
+    for (let i = 2; i <= 5; i++) await executor.infer(packet({ seqNo: BigInt(i) }));
+    // While ejected, no request was sent to it.
+    expect(executor.metrics.instance("gone")?.requests_total).toBe(1);
+    await Bun.sleep(200);
+    expect(executor.ejected.has("gone")).toBe(false);
+    for (let i = 6; i <= 7; i++) await executor.infer(packet({ seqNo: BigInt(i) }));
+    expect(executor.metrics.instance("gone")?.requests_total).toBe(2);
+  });
+
+  test("drain: tasks in progress are answered, new ones refused as unavailable", async () => {
+    const executor = new Executor({ blockId: "b", instances: [calcA] });
+    const slow = executor.infer(packet({ data: '{"a":2,"b":2,"sleep_ms":150}' }));
+    await Bun.sleep(20);
+    expect(executor.active).toBe(1);
+    const drained = executor.drain(2000);
+    const refused = await executor.infer(packet()).catch((e) => e);
+    expect((refused as ExecutorError).code).toBe("unavailable");
+    expect((refused as ExecutorError).message).toContain("shutting down");
+    expect(JSON.parse((await slow).result)).toMatchObject({ sum: 4 });
+    expect(await drained).toBe(true);
+    // A task that outlives the grace period: drain says so.
+    const stuck = new Executor({ blockId: "b", instances: [calcA] });
+    const pending = stuck.infer(packet({ data: '{"sleep_ms":300}' }));
+    await Bun.sleep(20);
+    expect(await stuck.drain(30)).toBe(false);
+    await pending;
+  });
+
+  test("an answer over maxResultBytes is a failed task, not retried", async () => {
+    const executor = new Executor({ blockId: "b", instances: [calcA, calcB], maxResultBytes: 100 });
+    const res = await executor.infer(packet({ data: JSON.stringify({ a: "x".repeat(200) }) }));
+    expect(res.message).toBe(false);
+    expect(res.error).toContain("result_too_large");
+    expect(executor.failures.size).toBe(0);
+  });
+
   test("the caller's deadline passing: deadline_exceeded, the instance not blamed", async () => {
     const failures: string[] = [];
     const executor = new Executor({
