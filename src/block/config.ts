@@ -52,8 +52,20 @@ const named = (list: z.infer<typeof PolicyList>): Record<string, BlockPolicy> =>
     }),
   );
 
+/**
+ * A block specification file (`{"body": {"spec": {"values": {...}}}}`, block-spec-and-allocation.md)
+ * stands for its values, with `blockId` as `id`, so a spec can be run as it is written.
+ */
+const unwrapSpec = (document: unknown): unknown => {
+  const values = (document as { body?: { spec?: { values?: unknown } } } | null)?.body?.spec?.values;
+  if (values === null || typeof values !== "object") return document;
+  const v = values as Record<string, unknown>;
+  return v.id === undefined && typeof v.blockId === "string" ? { ...v, id: v.blockId } : v;
+};
+
 /** Reads a block document; a 400 ApiError naming the field at fault. `blockId` wins over `id`. */
-export const readBlockConfig = (document: unknown, blockId?: string): BlockConfig => {
+export const readBlockConfig = (input: unknown, blockId?: string): BlockConfig => {
+  const document = unwrapSpec(input);
   const doc = parseWith(BlockDocumentSchema, document ?? {}, ["block"]);
   const id = blockId ?? doc.id;
   if (!id)
