@@ -8,6 +8,8 @@
  * - `AIOS_PARAMETERS`: a JSON object, the initial parameters `parameter_update` merges into (default `{}`).
  * - `AIOS_INSTANCE_PORT`: the port to listen on, 0 to 65535 (default 0: any free port).
  * - `CUDA_VISIBLE_DEVICES`: the GPU ids assigned, comma separated (`0,2` -> `["0", "2"]`), as `ctx.gpus`.
+ * - `REDIS_URL`: where `BlockEvents` pushes events (the cluster's Redis, stream `aios:block-events`).
+ * - `AIOS_CONTROLLER_URL`: the cluster controller, where `BlockEvents` posts events when `REDIS_URL` is unset.
  *
  * An empty variable counts as unset. A malformed value is a ConfigError whose message names the variable,
  * thrown before the server starts.
@@ -37,13 +39,21 @@ export class ConfigError extends Error {
   }
 }
 
-const value = (env: Env, name: string): string | undefined => {
+/** A variable's trimmed value; undefined when unset or empty. */
+export const envValue = (env: Env, name: string): string | undefined => {
   const v = env[name]?.trim();
   return v === undefined || v === "" ? undefined : v;
 };
 
+/** `AIOS_BLOCK_ID`, `""` when unset. */
+export const readBlockId = (env: Env = process.env): string => envValue(env, "AIOS_BLOCK_ID") ?? "";
+
+/** `AIOS_INSTANCE_ID`, the host name when unset. */
+export const readInstanceId = (env: Env = process.env): string =>
+  envValue(env, "AIOS_INSTANCE_ID") ?? hostname();
+
 const json = (env: Env, name: string): unknown => {
-  const text = value(env, name);
+  const text = envValue(env, name);
   if (text === undefined) return {};
   try {
     return JSON.parse(text);
@@ -74,10 +84,10 @@ export const parseGpus = (text: string | undefined): string[] =>
 export const readInstanceConfig = (env: Env = process.env): InstanceConfig => {
   const parameters = json(env, "AIOS_PARAMETERS");
   if (!isRecord(parameters)) throw new ConfigError("AIOS_PARAMETERS", "must be a JSON object");
-  const port = value(env, "AIOS_INSTANCE_PORT");
+  const port = envValue(env, "AIOS_INSTANCE_PORT");
   return {
-    blockId: value(env, "AIOS_BLOCK_ID") ?? "",
-    instanceId: value(env, "AIOS_INSTANCE_ID") ?? hostname(),
+    blockId: readBlockId(env),
+    instanceId: readInstanceId(env),
     initData: json(env, "AIOS_INIT_DATA"),
     settings: json(env, "AIOS_INIT_SETTINGS"),
     parameters,

@@ -3,6 +3,7 @@ export type { InstanceAppOptions, InstanceContext, InstanceHandlers, Task, TaskE
 export { createInstanceApp, TaskError } from "./app.ts";
 export type { Env, InstanceConfig } from "./config.ts";
 export { ConfigError, readInstanceConfig } from "./config.ts";
+export { BlockEvents, type BlockEventsOptions } from "./events.ts";
 export type { Counter, Gauge, InstanceMetricsJson } from "./metrics.ts";
 export { InstanceMetrics } from "./metrics.ts";
 export type { ServedInstance, ServeInstanceOptions } from "./serve.ts";
