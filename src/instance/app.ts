@@ -15,6 +15,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { ApiError, badRequest, onError, onNotFound, readJsonWith } from "../http/errors.ts";
 import type { InstanceConfig } from "./config.ts";
+import type { BlockEvents } from "./events.ts";
 import type { InstanceMetrics } from "./metrics.ts";
 
 export type TaskErrorStatus = 400 | 404 | 409 | 422;
@@ -53,6 +54,8 @@ export interface InstanceContext {
   readonly parameters: Record<string, unknown>;
   gpus: string[];
   metrics: InstanceMetrics;
+  /** `ctx.events.pushEvent(name, data)`: the block's events, run by the controller's event policies. */
+  events: Pick<BlockEvents, "pushEvent">;
 }
 
 export interface InstanceHandlers {

@@ -16,6 +16,7 @@ import {
   type InstanceHandlers,
 } from "./app.ts";
 import { type Env, type InstanceConfig, parsePort, readInstanceConfig } from "./config.ts";
+import { BlockEvents } from "./events.ts";
 import { InstanceMetrics } from "./metrics.ts";
 
 export interface ServeInstanceOptions extends InstanceAppOptions {
@@ -33,6 +34,8 @@ export interface ServedInstance {
   port: number;
   config: InstanceConfig;
   metrics: InstanceMetrics;
+  /** The instance's event client (also `ctx.events` in the handlers). */
+  events: BlockEvents;
   /** The current parameters. */
   readonly parameters: Record<string, unknown>;
   /** Stops listening and closes open connections. */
@@ -47,6 +50,12 @@ export const serveInstance = async (
   const port = options.port ?? config.port;
   parsePort(String(port), "port");
   const metrics = new InstanceMetrics(config.instanceId, config.blockId);
+  // Built now so a malformed REDIS_URL or AIOS_CONTROLLER_URL fails the start, not the first event.
+  const events = new BlockEvents({
+    env: options.env ?? process.env,
+    blockId: config.blockId,
+    instanceId: config.instanceId,
+  });
   const state = { ready: false, config, parameters: { ...config.parameters }, metrics };
   const ctx: InstanceContext = {
     instanceId: config.instanceId,
@@ -58,12 +67,14 @@ export const serveInstance = async (
     },
     gpus: [...config.gpus],
     metrics,
+    events,
   };
   const app = createInstanceApp(handlers, state, ctx, options);
   const hostname = options.hostname ?? "0.0.0.0";
   const server = Bun.serve({ port, hostname, fetch: app.fetch, idleTimeout: 0 });
   const stop = async () => {
     await server.stop(true);
+    await events.close();
   };
   try {
     await handlers.init?.(ctx);
@@ -79,6 +90,7 @@ export const serveInstance = async (
     port: listening,
     config,
     metrics,
+    events,
     get parameters() {
       return state.parameters;
     },

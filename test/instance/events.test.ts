@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { hostname } from "node:os";
 import { Redis } from "ioredis";
-import { BlockEvents, ConfigError } from "../../src/instance/index.ts";
+import { BlockEvents, ConfigError, serveInstance } from "../../src/instance/index.ts";
 import { BLOCK_EVENTS_STREAM, BlockEventSchema, EVENT_DATA_MAX_BYTES } from "../../src/queue/index.ts";
 
 const REDIS_URL = process.env.REDIS_URL?.trim() || undefined;
@@ -70,6 +70,41 @@ describe("BlockEvents over HTTP to the cluster controller", () => {
     const event = BlockEventSchema.parse(last.body);
     expect(event.ts).toBeGreaterThanOrEqual(before);
     expect(event.ts).toBeLessThanOrEqual(Date.now());
+  });
+
+  test("a task handler pushes through ctx.events, with the instance's own ids", async () => {
+    const instance = await serveInstance(
+      {
+        onTask: async (task, ctx) => {
+          await ctx.events.pushEvent("task_seen", { seq_no: task.seqNo });
+          return "ok";
+        },
+      },
+      {
+        hostname: "127.0.0.1",
+        env: { AIOS_CONTROLLER_URL: url, AIOS_BLOCK_ID: "block-9", AIOS_INSTANCE_ID: "inst-9" },
+      },
+    );
+    try {
+      const res = await fetch(`${instance.url}/task`, {
+        method: "POST",
+        body: JSON.stringify({ session_id: "s", seq_no: 7, data: {}, ts: 1 }),
+      });
+      expect(res.status).toBe(200);
+      expect(received.at(-1)?.body).toMatchObject({
+        block_id: "block-9",
+        instance_id: "inst-9",
+        event_name: "task_seen",
+        event_data: { seq_no: 7 },
+      });
+    } finally {
+      await instance.stop();
+    }
+  });
+
+  test("a malformed AIOS_CONTROLLER_URL stops serveInstance before it listens", async () => {
+    const start = serveInstance({ onTask: () => 1 }, { env: { AIOS_CONTROLLER_URL: "not a url" } });
+    await expect(start).rejects.toThrow("AIOS_CONTROLLER_URL");
   });
 
   test("data defaults to {} and travels as JSON keeps it; options override the environment", async () => {
