@@ -253,8 +253,10 @@ export const createInstanceApp = (
     if (action === "get_parameters") return c.json({ parameters: state.parameters });
     if (action === "parameter_update") {
       if (!isRecord(data)) throw badRequest("invalid_input", "mgmt_data: parameter_update needs an object");
-      state.parameters = { ...state.parameters, ...data };
-      await handlers.onParameterUpdate?.(state.parameters);
+      // Applied only once the component accepts it: a refused update leaves the parameters as they were.
+      const next = { ...state.parameters, ...data };
+      await handlers.onParameterUpdate?.(next);
+      state.parameters = next;
       return c.json({ parameters: state.parameters });
     }
     if (!handlers.management) {

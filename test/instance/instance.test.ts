@@ -77,6 +77,8 @@ describe("serveInstance: the task protocol", () => {
           throw new TaskError("unknown_action", `no action ${action}`);
         },
         onParameterUpdate: (p) => {
+          if (typeof p.threshold !== "number")
+            throw new TaskError("invalid_input", "threshold must be a number");
           updates.push(p);
         },
       },
@@ -231,6 +233,14 @@ describe("serveInstance: the task protocol", () => {
     expect((await unknown.json()).error.code).toBe("unknown_action");
     const badUpdate = await post(inst.url, "/mgmt", { mgmt_action: "parameter_update", mgmt_data: 3 });
     expect(badUpdate.status).toBe(400);
+    // An update the component refuses is not applied.
+    const refused = await post(inst.url, "/mgmt", {
+      mgmt_action: "parameter_update",
+      mgmt_data: { threshold: "high" },
+    });
+    expect(refused.status).toBe(400);
+    expect((await refused.json()).error.message).toBe("threshold must be a number");
+    expect(inst.parameters).toEqual({ threshold: 0.9, mode: "fast" });
     const missing = await post(inst.url, "/mgmt", { mgmt_data: {} });
     expect((await missing.json()).error.message).toStartWith("mgmt_action:");
   });
