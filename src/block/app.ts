@@ -3,11 +3,19 @@
  * HTTP/2); the executor's metrics and `/mgmt`; the mapper's instance API; the sidecars' `/mgmt`.
  * Each is its own small app on its own port (DESIGN.md lists the ports).
  */
+
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { Hono } from "hono";
 import { z } from "zod";
-import { type InferenceMessage, InferenceProxy } from "../gen/inference_pb.ts";
+import {
+  type InferenceMessage,
+  InferenceMessageSchema,
+  InferenceProxy,
+  InferenceResponseSchema,
+} from "../gen/inference_pb.ts";
 import { badRequest, notFound, onError, onNotFound, readJson, readJsonWith } from "../http/errors.ts";
+import { grpcUnaryHandler } from "../http/grpc-unary.ts";
 import type { Autoscaler } from "./autoscaler.ts";
 import { type Executor, ExecutorError, type LoadBalancerPolicy } from "./executor.ts";
 import { HealthChecker } from "./health-checker.ts";
@@ -23,6 +31,36 @@ export const toConnectError = (err: unknown): unknown => {
   }
   return err;
 };
+
+/** Largest InferenceMessage accepted (files travel inside `rpc_data`). */
+export const MAX_INFERENCE_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+const INFER_PATH = `/${InferenceProxy.typeName}/${InferenceProxy.method.infer.name}`;
+
+/**
+ * The hot path: plain unary gRPC calls of `InferenceProxy.infer` served straight off the HTTP/2
+ * stream (src/http/grpc-unary.ts), with the same answers and status codes as `executorRoutes`.
+ */
+export const executorGrpcFastPath = (executor: Executor) =>
+  grpcUnaryHandler({
+    path: INFER_PATH,
+    maxMessageBytes: MAX_INFERENCE_MESSAGE_BYTES,
+    async handle(message, signal) {
+      let rpcData: Uint8Array;
+      try {
+        rpcData = fromBinary(InferenceMessageSchema, message).rpcData;
+      } catch {
+        throw new ConnectError("the request is not an InferenceMessage", Code.InvalidArgument);
+      }
+      return toBinary(InferenceResponseSchema, await executor.infer(rpcData, signal));
+    },
+    status(err) {
+      const mapped = toConnectError(err);
+      if (mapped instanceof ConnectError) return { code: mapped.code, message: mapped.rawMessage };
+      console.error(`[executor ${executor.blockId}] infer failed:`, err);
+      return { code: Code.Internal, message: "internal error" };
+    },
+  });
 
 /** `connectNodeAdapter({ routes: executorRoutes(executor) })`. */
 export const executorRoutes =

@@ -16,7 +16,9 @@ import {
   createExecutorMgmtApp,
   createMapperApp,
   createSidecarMgmtApp,
+  executorGrpcFastPath,
   executorRoutes,
+  MAX_INFERENCE_MESSAGE_BYTES,
 } from "./app.ts";
 import { Autoscaler } from "./autoscaler.ts";
 import { type BlockConfig, type RuntimePolicyName, readBlockConfig, secondsSetting } from "./config.ts";
@@ -186,9 +188,10 @@ export const startBlockRuntime = async (options: BlockRuntimeOptions): Promise<R
     });
 
     const grpc = await listenDualProtocol(
-      connectNodeAdapter({ routes: executorRoutes(executor) }),
+      connectNodeAdapter({ routes: executorRoutes(executor), readMaxBytes: MAX_INFERENCE_MESSAGE_BYTES }),
       ports.grpc,
       host,
+      executorGrpcFastPath(executor),
     );
     servers.push({ name: "grpc", close: () => grpc.close() });
     const grpcUrl = `http://${displayHost(host)}:${grpc.port}`;

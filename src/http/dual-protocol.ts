@@ -9,6 +9,8 @@ import {
   createServer as createHttp2Server,
   type Http2ServerRequest,
   type Http2ServerResponse,
+  type IncomingHttpHeaders,
+  type ServerHttp2Stream,
 } from "node:http2";
 import { type AddressInfo, createServer as createNetServer, type Socket } from "node:net";
 
@@ -24,12 +26,29 @@ export interface DualServer {
 
 const PREFACE_START = "PRI";
 
+/** Takes an HTTP/2 stream before the request/response layer sees it; true when it handled it. */
+export type StreamHook = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean;
+
 export const listenDualProtocol = async (
   handler: DualHandler,
   port: number,
   host: string,
+  onHttp2Stream?: StreamHook,
 ): Promise<DualServer> => {
   const h2 = createHttp2Server(handler as (req: Http2ServerRequest, res: Http2ServerResponse) => void);
+  if (onHttp2Stream) {
+    // The server's own stream listener builds the request/response pair; streams the hook takes never
+    // reach it (that layer is what the hot path avoids).
+    const compat = h2.listeners("stream") as ((...args: unknown[]) => void)[];
+    h2.removeAllListeners("stream");
+    h2.on(
+      "stream",
+      function (this: unknown, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest) {
+        if (onHttp2Stream(stream, headers)) return;
+        for (const listener of compat) listener.call(this, stream, headers, ...rest);
+      },
+    );
+  }
   const h1 = createHttp1Server(handler as (req: IncomingMessage, res: ServerResponse) => void);
   h1.keepAliveTimeout = 60_000;
   const sockets = new Set<Socket>();

@@ -1,0 +1,153 @@
+/**
+ * Plain unary gRPC over an HTTP/2 stream, without the Connect adapter: the inference hot path.
+ * Under Bun, connect-node's adapter costs ~300-400 µs of CPU per call (async-iterable pipeline, linked
+ * AbortControllers, request conversion), more than the rest of the executor together
+ * (test/bench/executor.ts). This handles exactly one shape, the one every gRPC client sends for a
+ * unary call: `POST <path>`, `content-type: application/grpc[+proto]`, no compression. Anything
+ * else (Connect, gRPC-web, compressed messages, other methods) answers false and is left to Connect.
+ */
+import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
+
+export interface GrpcStatus {
+  /** gRPC status code (Connect's `Code` uses the same numbers). */
+  code: number;
+  message: string;
+}
+
+export interface UnaryOptions {
+  /** `/Service/method`. */
+  path: string;
+  /** Largest request message accepted; larger is RESOURCE_EXHAUSTED. */
+  maxMessageBytes: number;
+  /** Serves one call: the request message bytes in, the response message bytes out. */
+  handle(message: Uint8Array, signal: AbortSignal): Promise<Uint8Array>;
+  /** The status to answer for an error the handler threw. */
+  status(err: unknown): GrpcStatus;
+}
+
+const GRPC_CONTENT_TYPES = new Set(["application/grpc", "application/grpc+proto"]);
+
+const CODE = { deadlineExceeded: 4, resourceExhausted: 8, internal: 13 };
+
+const TIMEOUT_UNITS_MS: Record<string, number> = {
+  H: 3_600_000,
+  M: 60_000,
+  S: 1000,
+  m: 1,
+  u: 0.001,
+  n: 0.000001,
+};
+
+/** `grpc-timeout` (`<1-8 digits><H|M|S|m|u|n>`) in milliseconds; undefined when absent or malformed. */
+export const parseGrpcTimeout = (value: string | undefined): number | undefined => {
+  const m = value === undefined ? null : /^(\d{1,8})([HMSmun])$/.exec(value);
+  if (!m) return undefined;
+  return Number(m[1]) * (TIMEOUT_UNITS_MS[m[2] as string] ?? 1);
+};
+
+/** grpc-message is percent-encoded: everything outside printable ASCII, and '%'. */
+export const encodeGrpcMessage = (message: string): string =>
+  /^[\x20-\x24\x26-\x7e]*$/.test(message)
+    ? message
+    : Array.from(new TextEncoder().encode(message), (b) =>
+        b >= 0x20 && b <= 0x7e && b !== 0x25
+          ? String.fromCharCode(b)
+          : `%${b.toString(16).toUpperCase().padStart(2, "0")}`,
+      ).join("");
+
+/** Whether a stream is a plain unary gRPC call to `path` (the only shape this module serves). */
+export const isPlainGrpcCall = (headers: IncomingHttpHeaders, path: string): boolean => {
+  if (headers[":path"] !== path || headers[":method"] !== "POST") return false;
+  const type = headers["content-type"];
+  if (type === undefined || !GRPC_CONTENT_TYPES.has(type)) return false;
+  const encoding = headers["grpc-encoding"];
+  return encoding === undefined || encoding === "identity";
+};
+
+const trailersOnly = (stream: ServerHttp2Stream, contentType: string, status: GrpcStatus): void => {
+  if (stream.destroyed || stream.headersSent) return;
+  stream.respond(
+    {
+      ":status": 200,
+      "content-type": contentType,
+      "grpc-status": String(status.code),
+      "grpc-message": encodeGrpcMessage(status.message),
+    },
+    { endStream: true },
+  );
+};
+
+/**
+ * A `stream` listener for an HTTP/2 server: serves plain unary calls to `options.path` and answers
+ * true; answers false (touching nothing) for every other stream.
+ */
+export const grpcUnaryHandler =
+  (options: UnaryOptions) =>
+  (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): boolean => {
+    if (!isPlainGrpcCall(headers, options.path)) return false;
+    const contentType = headers["content-type"] as string;
+    const abort = new AbortController();
+    const timeoutMs = parseGrpcTimeout(headers["grpc-timeout"] as string | undefined);
+    const timer =
+      timeoutMs === undefined ? undefined : setTimeout(() => abort.abort("deadline"), Math.max(0, timeoutMs));
+    stream.once("close", () => {
+      clearTimeout(timer);
+      if (!abort.signal.aborted) abort.abort("closed");
+    });
+    stream.on("error", () => {});
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let refused = false;
+    stream.on("data", (chunk: Buffer) => {
+      if (refused) return;
+      size += chunk.length;
+      if (size > options.maxMessageBytes + 5) {
+        refused = true;
+        trailersOnly(stream, contentType, {
+          code: CODE.resourceExhausted,
+          message: `request message larger than ${options.maxMessageBytes} bytes`,
+        });
+        stream.close();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    stream.once("end", async () => {
+      if (refused) return;
+      const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
+      const length = body.length >= 5 ? body.readUInt32BE(1) : -1;
+      if (length < 0 || body[0] !== 0 || body.length !== 5 + length) {
+        const message =
+          body[0] === 1
+            ? "compressed message without grpc-encoding"
+            : "a unary call carries exactly one message";
+        trailersOnly(stream, contentType, { code: CODE.internal, message });
+        clearTimeout(timer);
+        return;
+      }
+      let reply: Uint8Array;
+      try {
+        reply = await options.handle(body.subarray(5), abort.signal);
+      } catch (err) {
+        clearTimeout(timer);
+        const status =
+          abort.signal.reason === "deadline"
+            ? { code: CODE.deadlineExceeded, message: "the call's deadline passed" }
+            : options.status(err);
+        trailersOnly(stream, contentType, status);
+        return;
+      }
+      clearTimeout(timer);
+      if (stream.destroyed) return;
+      const frame = Buffer.allocUnsafe(5 + reply.byteLength);
+      frame[0] = 0;
+      frame.writeUInt32BE(reply.byteLength, 1);
+      frame.set(reply, 5);
+      stream.respond({ ":status": 200, "content-type": contentType }, { waitForTrailers: true });
+      stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0", "grpc-message": "" }));
+      stream.end(frame);
+    });
+    return true;
+  };
+
+export { CODE as GRPC_CODE };

@@ -1,0 +1,122 @@
+/**
+ * The unary gRPC hot path (src/http/grpc-unary.ts) beside Connect on one dual-protocol port: plain gRPC
+ * calls take it, everything else reaches Connect; deadlines, statuses and size limits as gRPC defines.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ConnectRouter, createClient } from "@connectrpc/connect";
+import {
+  connectNodeAdapter,
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+} from "@connectrpc/connect-node";
+import {
+  InferenceMessageSchema,
+  InferenceProxy,
+  InferenceResponseSchema,
+} from "../../src/gen/inference_pb.ts";
+import { type DualServer, listenDualProtocol } from "../../src/http/dual-protocol.ts";
+import {
+  encodeGrpcMessage,
+  grpcUnaryHandler,
+  isPlainGrpcCall,
+  parseGrpcTimeout,
+} from "../../src/http/grpc-unary.ts";
+import { grpcJsInferenceClient } from "../support/grpc.ts";
+
+const PATH = "/InferenceProxy/infer";
+
+test("grpc-timeout, grpc-message encoding and the shape taken", () => {
+  expect(parseGrpcTimeout("250m")).toBe(250);
+  expect(parseGrpcTimeout("2S")).toBe(2000);
+  expect(parseGrpcTimeout("1H")).toBe(3_600_000);
+  expect(parseGrpcTimeout("5000u")).toBe(5);
+  expect(parseGrpcTimeout("123456789m")).toBeUndefined(); // 9 digits: malformed
+  expect(parseGrpcTimeout("10x")).toBeUndefined();
+  expect(encodeGrpcMessage("plain text")).toBe("plain text");
+  expect(encodeGrpcMessage("100% café")).toBe("100%25 caf%C3%A9");
+  const h = { ":path": PATH, ":method": "POST", "content-type": "application/grpc" };
+  expect(isPlainGrpcCall(h, PATH)).toBe(true);
+  expect(isPlainGrpcCall({ ...h, "content-type": "application/grpc+proto" }, PATH)).toBe(true);
+  expect(isPlainGrpcCall({ ...h, "content-type": "application/grpc-web+proto" }, PATH)).toBe(false);
+  expect(isPlainGrpcCall({ ...h, "grpc-encoding": "gzip" }, PATH)).toBe(false);
+  expect(isPlainGrpcCall({ ...h, ":path": "/Other/call" }, PATH)).toBe(false);
+});
+
+describe("grpcUnaryHandler beside Connect", () => {
+  let server: DualServer;
+  let url: string;
+  const seen: string[] = [];
+
+  /** Echoes rpc_data as the result; "slow" waits for the abort; "fail" throws a status. */
+  const answer = async (rpcData: Uint8Array, signal: AbortSignal, via: string) => {
+    const text = new TextDecoder().decode(rpcData);
+    seen.push(via);
+    if (text === "slow") {
+      await new Promise((_, reject) => signal.addEventListener("abort", () => reject(new Error("aborted"))));
+    }
+    if (text === "fail") throw new ConnectError("données refusées: 100%", Code.InvalidArgument);
+    return create(InferenceResponseSchema, { message: true, result: `${via}:${text}` });
+  };
+
+  beforeAll(async () => {
+    const routes = (router: ConnectRouter) =>
+      router.service(InferenceProxy, {
+        infer: (req, ctx) => answer(req.rpcData, ctx.signal, "connect"),
+      });
+    server = await listenDualProtocol(
+      connectNodeAdapter({ routes }),
+      0,
+      "127.0.0.1",
+      grpcUnaryHandler({
+        path: PATH,
+        maxMessageBytes: 1024,
+        handle: async (message, signal) =>
+          toBinary(
+            InferenceResponseSchema,
+            await answer(fromBinary(InferenceMessageSchema, message).rpcData, signal, "fast"),
+          ),
+        status: (err) =>
+          err instanceof ConnectError
+            ? { code: err.code, message: err.rawMessage }
+            : { code: 13, message: "x" },
+      }),
+    );
+    url = `http://127.0.0.1:${server.port}`;
+  });
+  afterAll(() => server?.close());
+
+  const bytes = (s: string) => new TextEncoder().encode(s);
+
+  test("gRPC clients take the hot path; Connect and gRPC-web reach Connect", async () => {
+    const grpc = createClient(InferenceProxy, createGrpcTransport({ baseUrl: url }));
+    expect((await grpc.infer({ rpcData: bytes("a") })).result).toBe("fast:a");
+    const js = grpcJsInferenceClient(url.replace("http://", ""));
+    try {
+      expect((await js.infer(bytes("b"))).result).toBe("fast:b");
+    } finally {
+      js.close();
+    }
+    const connect = createClient(InferenceProxy, createConnectTransport({ baseUrl: url, httpVersion: "2" }));
+    expect((await connect.infer({ rpcData: bytes("c") })).result).toBe("connect:c");
+    const web = createClient(InferenceProxy, createGrpcWebTransport({ baseUrl: url, httpVersion: "2" }));
+    expect((await web.infer({ rpcData: bytes("d") })).result).toBe("connect:d");
+  });
+
+  test("statuses: the handler's code and message (percent-encoded on the wire), deadlines, size", async () => {
+    const grpc = createClient(InferenceProxy, createGrpcTransport({ baseUrl: url }));
+    const failed = await grpc.infer({ rpcData: bytes("fail") }).catch((e: ConnectError) => e);
+    expect([failed.code, failed.rawMessage]).toEqual([Code.InvalidArgument, "données refusées: 100%"]);
+    const began = performance.now();
+    const late = await grpc
+      .infer({ rpcData: bytes("slow") }, { timeoutMs: 100 })
+      .catch((e: ConnectError) => e);
+    expect(late.code).toBe(Code.DeadlineExceeded);
+    expect(performance.now() - began).toBeLessThan(2000);
+    const big = await grpc.infer({ rpcData: new Uint8Array(4096) }).catch((e: ConnectError) => e);
+    expect(big.code).toBe(Code.ResourceExhausted);
+    // The port still serves after each of them.
+    expect((await grpc.infer({ rpcData: bytes("ok") })).result).toBe("fast:ok");
+  });
+});
