@@ -16,11 +16,10 @@ import {
 } from "../gen/inference_pb.ts";
 import { badRequest, notFound, onError, onNotFound, readJson, readJsonWith } from "../http/errors.ts";
 import { grpcUnaryHandler } from "../http/grpc-unary.ts";
-import type { Autoscaler } from "./autoscaler.ts";
 import { type Executor, ExecutorError, type LoadBalancerPolicy } from "./executor.ts";
-import { HealthChecker } from "./health-checker.ts";
 import { type InstanceRef, type Mapper, readInstanceList } from "./mapper.ts";
 import { PacketError } from "./packet.ts";
+import type { Sidecar } from "./sidecar.ts";
 
 /** Maps the executor's errors to gRPC codes; anything else is left to connect-node (Internal). */
 export const toConnectError = (err: unknown): unknown => {
@@ -160,14 +159,12 @@ export const createExecutorMgmtApp = (executor: Executor): Hono =>
     },
   });
 
-type Sidecar = Autoscaler | HealthChecker;
-
 /**
  * The auto-scaler's and the health checker's `/mgmt`: `get_instances`, `policy_info` (policy,
  * interval, recent runs), `run_now` (one run at once, answered with its record); then the policy's.
  */
 export const createSidecarMgmtApp = (
-  sidecar: Sidecar,
+  sidecar: Sidecar<unknown>,
   service: string,
   instances: () => readonly InstanceRef[],
 ): Hono =>
@@ -183,7 +180,7 @@ export const createSidecarMgmtApp = (
         running: sidecar.running,
         history: sidecar.history,
       }),
-      run_now: () => (sidecar instanceof HealthChecker ? sidecar.check() : sidecar.evaluate()),
+      run_now: () => sidecar.runNow(),
     },
   });
 

@@ -7,12 +7,10 @@
  */
 import type { ScaleRequest } from "../controller/client.ts";
 import { isPolicyError } from "../policy/errors.ts";
-import type { PolicyInstance } from "../policy/runtime.ts";
 import type { BlockConfig } from "./config.ts";
-import type { InstanceRef } from "./mapper.ts";
-import { Periodic } from "./periodic.ts";
+import { Sidecar, type SidecarPolicy } from "./sidecar.ts";
 
-export type AutoscalerPolicy = Pick<PolicyInstance, "uri" | "eval" | "management">;
+export type AutoscalerPolicy = SidecarPolicy;
 
 export interface AutoscalerRun {
   at: string;
@@ -47,68 +45,27 @@ interface Decision {
 
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
-export class Autoscaler {
-  readonly blockId: string;
-  #block: BlockConfig;
-  #policy: AutoscalerPolicy | null;
-  #instances: readonly InstanceRef[] = [];
+export class Autoscaler extends Sidecar<AutoscalerRun> {
   readonly #options: AutoscalerOptions;
-  readonly #periodic: Periodic<AutoscalerRun>;
 
   constructor(options: AutoscalerOptions) {
-    this.blockId = options.block.blockId;
-    this.#block = options.block;
-    this.#policy = options.policy;
+    super(options.block, options.policy, options.intervalMs ?? 30_000);
     this.#options = options;
-    this.#periodic = new Periodic(options.intervalMs ?? 30_000, () => this.#run());
-  }
-
-  get policy(): AutoscalerPolicy | null {
-    return this.#policy;
-  }
-
-  get intervalMs(): number {
-    return this.#periodic.intervalMs;
-  }
-
-  get history(): readonly AutoscalerRun[] {
-    return this.#periodic.history;
-  }
-
-  get running(): boolean {
-    return this.#periodic.running;
-  }
-
-  setInstances(list: readonly InstanceRef[]): void {
-    this.#instances = list;
-  }
-
-  /** New bounds or policy settings after a block update. */
-  setBlock(block: BlockConfig): void {
-    this.#block = block;
   }
 
   /** One decision now (or the one in progress). */
   evaluate(): Promise<AutoscalerRun> {
-    return this.#periodic.runNow();
+    return this.runNow();
   }
 
-  start(): void {
-    this.#periodic.start();
-  }
-
-  stop(): Promise<void> {
-    return this.#periodic.stop();
-  }
-
-  async #run(): Promise<AutoscalerRun> {
-    const ids = this.#instances.map((i) => i.id);
+  protected async run(): Promise<AutoscalerRun> {
+    const ids = this.instances.map((i) => i.id);
     const run = (fields: Omit<AutoscalerRun, "at" | "instances">): AutoscalerRun => ({
       at: new Date().toISOString(),
       instances: ids.length,
       ...fields,
     });
-    const policy = this.#policy;
+    const policy = this.policy;
     if (!policy) return run({ decision: null, request: null, outcome: "no_policy" });
     let decision: Decision;
     try {
@@ -117,7 +74,7 @@ export class Autoscaler {
         this.#options.clusterData?.() ?? Promise.resolve(null),
       ]);
       decision = await policy.eval<Decision>(
-        { block_data: this.#block.document, cluster_data: cluster ?? {}, instances: ids },
+        { block_data: this.block.document, cluster_data: cluster ?? {}, instances: ids },
         { host: { getMetrics: () => metrics } },
       );
     } catch (err) {
@@ -137,7 +94,7 @@ export class Autoscaler {
 
   /** The decision within [min, max]; null when nothing is left to do. */
   #bounded(decision: Decision, ids: readonly string[]): ScaleRequest | null {
-    const { minInstances, maxInstances, blockId } = this.#block;
+    const { minInstances, maxInstances, blockId } = this.block;
     if (decision.skip !== false) return null;
     if (decision.operation === "upscale") {
       const count = Math.min(decision.instances_count ?? 0, maxInstances - ids.length);

@@ -11,12 +11,11 @@
  */
 import type { ControllerClient } from "../controller/client.ts";
 import { isPolicyError } from "../policy/errors.ts";
-import type { PolicyInstance } from "../policy/runtime.ts";
 import type { BlockConfig } from "./config.ts";
 import type { InstanceRef } from "./mapper.ts";
-import { Periodic } from "./periodic.ts";
+import { Sidecar, type SidecarPolicy } from "./sidecar.ts";
 
-export type HealthPolicy = Pick<PolicyInstance, "uri" | "eval" | "management">;
+export type HealthPolicy = SidecarPolicy;
 
 export interface ProbeResult {
   healthy: boolean;
@@ -78,63 +77,23 @@ export const probeInstance = async (url: string, timeoutMs: number): Promise<Pro
   }
 };
 
-export class HealthChecker {
-  readonly blockId: string;
+export class HealthChecker extends Sidecar<HealthRun> {
   readonly timeoutMs: number;
-  #block: BlockConfig;
-  #policy: HealthPolicy | null;
-  #instances: readonly InstanceRef[] = [];
   readonly #controller: HealthCheckerOptions["controller"];
-  readonly #periodic: Periodic<HealthRun>;
 
   constructor(options: HealthCheckerOptions) {
-    this.blockId = options.block.blockId;
-    this.#block = options.block;
-    this.#policy = options.policy;
+    super(options.block, options.policy, options.intervalMs ?? 15_000);
     this.timeoutMs = options.timeoutMs ?? 5000;
     this.#controller = options.controller;
-    this.#periodic = new Periodic(options.intervalMs ?? 15_000, () => this.#run());
-  }
-
-  get policy(): HealthPolicy | null {
-    return this.#policy;
-  }
-
-  get intervalMs(): number {
-    return this.#periodic.intervalMs;
-  }
-
-  get history(): readonly HealthRun[] {
-    return this.#periodic.history;
-  }
-
-  get running(): boolean {
-    return this.#periodic.running;
-  }
-
-  setInstances(list: readonly InstanceRef[]): void {
-    this.#instances = list;
-  }
-
-  setBlock(block: BlockConfig): void {
-    this.#block = block;
   }
 
   /** One check now (or the one in progress). */
   check(): Promise<HealthRun> {
-    return this.#periodic.runNow();
+    return this.runNow();
   }
 
-  start(): void {
-    this.#periodic.start();
-  }
-
-  stop(): Promise<void> {
-    return this.#periodic.stop();
-  }
-
-  async #run(): Promise<HealthRun> {
-    const instances = this.#instances;
+  protected async run(): Promise<HealthRun> {
+    const instances = this.instances;
     const probes: Record<string, ProbeResult> = {};
     await Promise.all(
       instances.map(async (i) => {
@@ -149,7 +108,7 @@ export class HealthChecker {
       probes,
       ...fields,
     });
-    const policy = this.#policy;
+    const policy = this.policy;
     if (!policy) return run({ outcome: "no_policy", actions: [] });
     let answer: PolicyAnswer;
     try {
@@ -185,7 +144,7 @@ export class HealthChecker {
     }
     try {
       await this.#controller.removeInstance({
-        block_id: this.#block.blockId,
+        block_id: this.block.blockId,
         instance_id: id,
         replace: a.action === "replace_instance",
         reason: a.reason ?? "judged unhealthy by the block's health policy",
