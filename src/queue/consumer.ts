@@ -215,3 +215,24 @@ export const startConsumer = (
     },
   };
 };
+
+/** The consumers a driver started, so `close()` can stop them all (both drivers keep one). */
+export class ConsumerSet {
+  readonly #consumers = new Set<Consumer>();
+
+  start(
+    session: ConsumerSession,
+    names: ConsumerNames,
+    handler: MessageHandler,
+    options?: ConsumeOptions,
+  ): Consumer {
+    const c = startConsumer(session, names, handler, options, () => this.#consumers.delete(c));
+    this.#consumers.add(c);
+    return c;
+  }
+
+  /** Stops every consumer, waiting for the handlers in progress. */
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.#consumers].map((c) => c.stop()));
+  }
+}

@@ -4,7 +4,7 @@
  * acknowledged, claims by idle time, delivery counts). Nothing survives the process; messages are JSON
  * round-tripped as Redis would store them, so handlers cannot tell the drivers apart.
  */
-import { type ConsumerSession, encodeMessage, type RawDelivery, startConsumer } from "./consumer.ts";
+import { type ConsumerSession, ConsumerSet, encodeMessage, type RawDelivery } from "./consumer.ts";
 import {
   type ConsumeOptions,
   type Consumer,
@@ -43,7 +43,7 @@ interface Stream {
 
 export class MemoryQueue implements EventQueue {
   readonly #streams = new Map<string, Stream>();
-  readonly #consumers = new Set<Consumer>();
+  readonly #consumers = new ConsumerSet();
   #lastMs = 0;
   #seq = 0;
   #closed = false;
@@ -93,21 +93,18 @@ export class MemoryQueue implements EventQueue {
     options?: ConsumeOptions,
   ): Consumer {
     if (this.#closed) throw new QueueClosedError();
-    const c = startConsumer(
+    return this.#consumers.start(
       this.#session(stream, group, consumer),
       { stream, group, consumer },
       handler,
       options,
-      () => this.#consumers.delete(c),
     );
-    this.#consumers.add(c);
-    return c;
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await Promise.all([...this.#consumers].map((c) => c.stop()));
+    await this.#consumers.stopAll();
   }
 
   #session(stream: string, groupName: string, consumer: string): ConsumerSession {

@@ -5,7 +5,7 @@
  * its own, since a blocking XREADGROUP holds its connection; everything else shares one.
  */
 import { Redis, type RedisOptions } from "ioredis";
-import { type ConsumerSession, encodeMessage, type RawDelivery, startConsumer } from "./consumer.ts";
+import { type ConsumerSession, ConsumerSet, encodeMessage, type RawDelivery } from "./consumer.ts";
 import {
   type ConsumeOptions,
   type Consumer,
@@ -66,7 +66,7 @@ const closeConnection = async (r: Redis): Promise<void> => {
 export class RedisQueue implements EventQueue {
   readonly #redis: Redis;
   readonly #url: string;
-  readonly #consumers = new Set<Consumer>();
+  readonly #consumers = new ConsumerSet();
   #closed = false;
   #lastError: Error | undefined;
 
@@ -124,20 +124,17 @@ export class RedisQueue implements EventQueue {
     options?: ConsumeOptions,
   ): Consumer {
     if (this.#closed) throw new QueueClosedError();
-    const c = startConsumer(
+    return this.#consumers.start(
       this.#session(stream, group, consumer),
       { stream, group, consumer },
       handler,
       options,
-      () => this.#consumers.delete(c),
     );
-    this.#consumers.add(c);
-    return c;
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
-    await Promise.all([...this.#consumers].map((c) => c.stop()));
+    await this.#consumers.stopAll();
     this.#closed = true;
     await closeConnection(this.#redis);
   }
