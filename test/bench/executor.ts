@@ -60,6 +60,7 @@ import {
 import { AIOSPacketSchema } from "../../src/gen/payload_pb.ts";
 import { serveInstance } from "../../src/instance/serve.ts";
 import { grpcJsInferenceClient } from "../support/grpc.ts";
+import { blockRuntimeArgs } from "../support/processes.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const SELF = import.meta.path;
@@ -346,27 +347,9 @@ const main = async (): Promise<void> => {
     AIOS_INSTANCE_PORT: "0",
   });
   const instanceUrl = (await waitForListening(instance, ["instance"], 30_000)).get("instance")!;
-  const ports = [
-    "--port",
-    "--metrics-port",
-    "--mgmt-port",
-    "--mapper-port",
-    "--autoscaler-port",
-    "--health-port",
-  ];
-  const runtime = spawn(
-    [
-      "run",
-      SELF,
-      "block-runtime",
-      "--block-id",
-      "bench-block",
-      "--instance",
-      `i0=${instanceUrl}`,
-      ...ports.flatMap((p) => [p, "0"]),
-    ],
-    { [ROLE_ENV]: "block-runtime" },
-  );
+  const runtime = spawn(["run", SELF, ...blockRuntimeArgs("bench-block", [["i0", instanceUrl]])], {
+    [ROLE_ENV]: "block-runtime",
+  });
   const grpcUrl = (await waitForListening(runtime, ["grpc"], 30_000)).get("grpc")!;
   console.log(
     `started instance ${instanceUrl} (pid ${instance.pid}) and block runtime ${grpcUrl} (pid ${runtime.pid}) in ${Math.round(performance.now() - t0)} ms`,

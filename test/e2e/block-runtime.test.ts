@@ -17,7 +17,7 @@ import {
 } from "@connectrpc/connect-node";
 import { InferenceProxy, type InferenceResponse } from "../../src/gen/inference_pb.ts";
 import { grpcJsInferenceClient } from "../support/grpc.ts";
-import { type Child, hostPort, Processes } from "../support/processes.ts";
+import { blockRuntimeArgs, type Child, hostPort, Processes } from "../support/processes.ts";
 import { HELD_OUT, textPacket } from "../support/sentiment.ts";
 
 const BLOCK_ID = "sentiment-e2e";
@@ -112,26 +112,7 @@ beforeAll(async () => {
   const started = await Promise.all(
     ["inst-0", "inst-1", "inst-2"].map(async (id) => [id, await startInstance(id)]),
   );
-  block = procs.bun("block-runtime", [
-    "run",
-    "src/cli/main.ts",
-    "block-runtime",
-    "--block-id",
-    BLOCK_ID,
-    ...started.flatMap(([id, url]) => ["--instance", `${id}=${url}`]),
-    "--port",
-    "0",
-    "--metrics-port",
-    "0",
-    "--mgmt-port",
-    "0",
-    "--mapper-port",
-    "0",
-    "--autoscaler-port",
-    "0",
-    "--health-port",
-    "0",
-  ]);
+  block = procs.bun("block-runtime", ["run", "src/cli/main.ts", ...blockRuntimeArgs(BLOCK_ID, started)]);
   urls = (await block.listening(LISTENERS)) as typeof urls;
 
   const grpcUrl = urls.grpc;

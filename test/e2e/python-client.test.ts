@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Child, childEnv, hostPort, Processes, ROOT } from "../support/processes.ts";
+import { blockRuntimeArgs, type Child, childEnv, hostPort, Processes, ROOT } from "../support/processes.ts";
 
 const PYTHON = "/usr/bin/python3";
 
@@ -102,18 +102,7 @@ describe("the specification's Python client against aios block-runtime", () => {
     const block = procs.bun("block-runtime", [
       "run",
       "src/cli/main.ts",
-      "block-runtime",
-      "--block-id",
-      BLOCK_ID,
-      ...started.flatMap(([id, url]) => ["--instance", `${id}=${url}`]),
-      ...[
-        "--port",
-        "--metrics-port",
-        "--mgmt-port",
-        "--mapper-port",
-        "--autoscaler-port",
-        "--health-port",
-      ].flatMap((flag) => [flag, "0"]),
+      ...blockRuntimeArgs(BLOCK_ID, started),
     ]);
     const { grpc } = await block.listening(["grpc"]);
     target = hostPort(grpc!);

@@ -227,3 +227,22 @@ export class Processes {
 
 /** A listener URL -> the `host:port` a gRPC client dials. */
 export const hostPort = (url: string): string => new URL(url).host;
+
+/** `block-runtime --block-id ID --instance id=url ...` with every listener on a free port. */
+export const blockRuntimeArgs = (
+  blockId: string,
+  instances: readonly (readonly string[])[],
+): string[] => [
+  "block-runtime",
+  "--block-id",
+  blockId,
+  ...instances.flatMap(([id, url]) => ["--instance", `${id}=${url}`]),
+  ...[
+    "--port",
+    "--metrics-port",
+    "--mgmt-port",
+    "--mapper-port",
+    "--autoscaler-port",
+    "--health-port",
+  ].flatMap((flag) => [flag, "0"]),
+];
