@@ -61,6 +61,7 @@ import { AIOSPacketSchema } from "../../src/gen/payload_pb.ts";
 import { serveInstance } from "../../src/instance/serve.ts";
 import { grpcJsInferenceClient } from "../support/grpc.ts";
 import { blockRuntimeArgs } from "../support/processes.ts";
+import { intEnv } from "./support/env.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const SELF = import.meta.path;
@@ -117,13 +118,6 @@ const runBlockRuntime = async (argv: string[]): Promise<void> => {
 // The load generator.
 
 const quick = process.argv.includes("--quick") || process.env.BENCH_QUICK === "1";
-const intEnv = (name: string, fallback: number): number => {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got '${raw}'`);
-  return n;
-};
 
 const children: Subprocess<"pipe", "pipe", "inherit">[] = [];
 const killChildren = () => {

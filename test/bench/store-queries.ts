@@ -43,14 +43,7 @@ import { DocumentCollection } from "../../src/store/collection.ts";
 import { openPglite } from "../../src/store/driver/pglite.ts";
 import { openPostgres } from "../../src/store/driver/postgres.ts";
 import type { Driver } from "../../src/store/driver/types.ts";
-
-const intEnv = (name: string, fallback: number): number => {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got '${raw}'`);
-  return n;
-};
+import { intEnv } from "./support/env.ts";
 
 const DOCS = intEnv("BENCH_DOCS", 100_000);
 const RUNS = intEnv("BENCH_RUNS", 50);
