@@ -1,8 +1,12 @@
 /**
  * The block's executor (block-runtime.md, "Block Load Balancer"): decodes a task, asks the load
- * balancer policy which instance takes it, forwards it over the instance task protocol
- * (`POST {url}/task`) and retries on another instance when one fails. The policy can never fail a
- * request: without one, or when it errs, the executor routes round-robin and counts the fallback.
+ * balancer policy which instance takes it, forwards it over the instance task protocol and retries on
+ * another instance when one fails. The policy can never fail a request: without one, or when it errs,
+ * the executor routes round-robin and counts the fallback.
+ *
+ * Tasks go over the instance's task channel (one WebSocket per instance, many tasks in flight:
+ * task-channel.ts) when the instance serves it, as the instance SDK does; otherwise, and for tasks
+ * too large to hold up a shared socket, as `POST {url}/task`. Both give the same answers.
  */
 import { create } from "@bufbuild/protobuf";
 import { type InferenceResponse, InferenceResponseSchema } from "../gen/inference_pb.ts";
@@ -12,6 +16,7 @@ import type { PolicyInstance } from "../policy/runtime.ts";
 import type { InstanceRef } from "./mapper.ts";
 import { BlockMetrics } from "./metrics.ts";
 import { decodePacket, packetForPolicy } from "./packet.ts";
+import { type ChannelAnswer, ChannelFailure, ChannelUnavailable, TaskChannel } from "./task-channel.ts";
 
 export type { InstanceRef };
 
@@ -35,11 +40,23 @@ export interface ExecutorOptions {
   ejectMs?: number;
   /** Largest instance answer accepted, in bytes; a larger one is a failed task. Default 32 MiB. */
   maxResultBytes?: number;
+  /**
+   * "auto" (default): over the instance's task channel (`/task/ws`) when it accepts one, else HTTP.
+   * "http": always `POST /task`.
+   */
+  transport?: "auto" | "http";
 }
 
 export type ExecutorErrorCode = "unavailable" | "deadline_exceeded";
 
 const DEFAULT_MAX_RESULT_BYTES = 32 * 1024 * 1024;
+/**
+ * Larger tasks go over HTTP: one frame holds up every other task's answer on the socket while it is
+ * sent, and the instance could refuse it only by closing the socket (failing those tasks as well).
+ */
+const MAX_CHANNEL_TASK_CHARS = 1024 * 1024;
+/** How long an instance that answered HTTP but refused the channel's upgrade is served over HTTP. */
+const CHANNEL_REFUSED_MS = 30_000;
 
 /** The task could not be served: no instance, every instance failed, or the caller's deadline passed. */
 export class ExecutorError extends Error {
@@ -81,16 +98,41 @@ const taskBody = (p: AIOSPacket): string =>
     files: p.files.map((f) => ({ metadata: f.metadata, file_data: base64(f.fileData) })),
   });
 
-const refusal = (status: number, text: string): string => {
+/**
+ * An instance's answer, from either transport: the body as the text read (HTTP), or already parsed
+ * (channel, `text` null).
+ */
+interface Answer {
+  status: number;
+  /** Length of the body (UTF-16 units, or the declared byte length when too large to read). */
+  size: number;
+  text: string | null;
+  body: unknown;
+}
+
+const parseBody = (answer: Answer): { ok: true; body: unknown } | { ok: false } => {
+  if (answer.text === null) return { ok: true, body: answer.body };
   try {
-    const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
-    const code = typeof body.error?.code === "string" ? body.error.code : "";
-    const message = typeof body.error?.message === "string" ? body.error.message : "";
-    if (code || message) return code && message ? `${code}: ${message}` : code || message;
+    return { ok: true, body: JSON.parse(answer.text) };
   } catch {
-    // Not the protocol's error body: report the text itself.
+    return { ok: false };
   }
-  return `instance refused the task (HTTP ${status})${text ? `: ${text.slice(0, 200)}` : ""}`;
+};
+
+const bodyText = (answer: Answer): string =>
+  answer.text ?? (answer.body === undefined ? "" : JSON.stringify(answer.body));
+
+const refusal = (answer: Answer): string => {
+  const parsed = parseBody(answer);
+  if (parsed.ok) {
+    const body = parsed.body as { error?: { code?: unknown; message?: unknown } } | null;
+    const code = typeof body?.error?.code === "string" ? body.error.code : "";
+    const message = typeof body?.error?.message === "string" ? body.error.message : "";
+    if (code || message) return code && message ? `${code}: ${message}` : code || message;
+  }
+  // Not the protocol's error body: report the text itself.
+  const text = bodyText(answer);
+  return `instance refused the task (HTTP ${answer.status})${text ? `: ${text.slice(0, 200)}` : ""}`;
 };
 
 export class Executor {
@@ -110,6 +152,10 @@ export class Executor {
   #active = 0;
   #draining = false;
   #drained: (() => void) | null = null;
+  readonly #transport: "auto" | "http";
+  /** Task channels by instance URL, for the current instances only. */
+  readonly #channels = new Map<string, TaskChannel>();
+  #closed = false;
 
   constructor(options: ExecutorOptions) {
     this.blockId = options.blockId;
@@ -119,6 +165,7 @@ export class Executor {
     this.#onInstanceFailure = options.onInstanceFailure;
     this.#ejectMs = options.ejectMs ?? 5000;
     this.#maxResultBytes = options.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES;
+    this.#transport = options.transport ?? "auto";
     this.setInstances(options.instances ?? []);
   }
 
@@ -133,6 +180,28 @@ export class Executor {
     this.metrics.retain(this.#instances.map((i) => i.id));
     for (const id of this.#failures.keys()) if (!seen.has(id)) this.#failures.delete(id);
     for (const id of this.#ejected.keys()) if (!seen.has(id)) this.#ejected.delete(id);
+    const urls = new Set(this.#instances.map((i) => i.url));
+    for (const [url, channel] of this.#channels) {
+      if (urls.has(url)) continue;
+      // Graceful: the tasks already on a removed instance still get their answers, as over HTTP.
+      channel.close(true);
+      this.#channels.delete(url);
+    }
+  }
+
+  /** The task channel of each instance URL that has one (for diagnostics and tests). */
+  get channels(): ReadonlyMap<string, TaskChannel> {
+    return this.#channels;
+  }
+
+  /**
+   * Closes every task channel, failing the tasks still on them (call it after `drain`); tasks served
+   * afterwards go over HTTP.
+   */
+  close(): void {
+    this.#closed = true;
+    for (const channel of this.#channels.values()) channel.close();
+    this.#channels.clear();
   }
 
   get policy(): LoadBalancerPolicy | null {
@@ -274,56 +343,105 @@ export class Executor {
   }
 
   async #attempt(instance: InstanceRef, body: string, signal?: AbortSignal): Promise<Outcome> {
-    const timeout = AbortSignal.timeout(this.#attemptTimeoutMs);
     const done = this.metrics.start(instance.id);
     let ok = false;
     try {
-      let res: Response;
-      try {
-        res = await fetch(`${instance.url.replace(/\/+$/, "")}/task`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body,
-          signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-        });
-      } catch (err) {
-        if (timeout.aborted) throw new AttemptFailure(`no answer within ${this.#attemptTimeoutMs} ms`);
-        throw new AttemptFailure(`unreachable: ${err instanceof Error ? err.message : String(err)}`);
+      const channel = body.length <= MAX_CHANNEL_TASK_CHARS ? this.#channel(instance) : null;
+      let answer: Answer;
+      if (channel) {
+        const started = Date.now();
+        try {
+          answer = await this.#viaChannel(channel, body, signal);
+        } catch (err) {
+          if (!(err instanceof ChannelUnavailable)) throw err;
+          // The time the upgrade took counts against the attempt's timeout.
+          const left = Math.max(1, this.#attemptTimeoutMs - (Date.now() - started));
+          answer = await this.#viaHttp(instance, body, signal, left);
+          // HTTP answered where the channel could not open: an instance without one (not our SDK).
+          channel.refuse(CHANNEL_REFUSED_MS);
+        }
+      } else {
+        answer = await this.#viaHttp(instance, body, signal, this.#attemptTimeoutMs);
       }
-      const declared = Number(res.headers.get("content-length") ?? 0);
-      if (declared > this.#maxResultBytes) {
-        await res.body?.cancel().catch(() => {});
-        ok = true;
-        return { ok: false, error: this.#tooLarge(declared) };
-      }
-      const text = await res.text().catch((err: unknown) => {
-        throw new AttemptFailure(`answer cut short: ${err instanceof Error ? err.message : String(err)}`);
-      });
-      if (text.length > this.#maxResultBytes) {
-        ok = true;
-        return { ok: false, error: this.#tooLarge(text.length) };
-      }
-      if (res.status >= 400 && res.status < 500) {
-        ok = true;
-        return { ok: false, error: refusal(res.status, text) };
-      }
-      if (res.status < 200 || res.status >= 300) {
-        throw new AttemptFailure(`answered HTTP ${res.status}${text ? `: ${text.slice(0, 200)}` : ""}`);
-      }
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        throw new AttemptFailure("answered 200 with a body that is not JSON");
-      }
-      if (parsed === null || typeof parsed !== "object" || !("result" in parsed)) {
-        throw new AttemptFailure('answered 200 without a "result"');
-      }
+      const outcome = this.#outcome(answer);
       ok = true;
-      return { ok: true, result: parsed.result };
+      return outcome;
     } finally {
       done({ ok });
     }
+  }
+
+  /** The instance's channel when it should be used now; null for HTTP. */
+  #channel(instance: InstanceRef): TaskChannel | null {
+    if (this.#transport === "http" || this.#closed) return null;
+    let channel = this.#channels.get(instance.url);
+    if (!channel) {
+      // A retry can still reach an instance just removed; a channel opened for it would never close.
+      if (!this.#instances.some((i) => i.url === instance.url)) return null;
+      channel = new TaskChannel(instance.url);
+      this.#channels.set(instance.url, channel);
+    }
+    return channel.usable ? channel : null;
+  }
+
+  async #viaChannel(channel: TaskChannel, body: string, signal?: AbortSignal): Promise<Answer> {
+    let answer: ChannelAnswer;
+    try {
+      answer = await channel.send(body, this.#attemptTimeoutMs, signal);
+    } catch (err) {
+      if (!(err instanceof ChannelFailure)) throw err;
+      if (err.kind === "timeout") throw new AttemptFailure(`no answer within ${this.#attemptTimeoutMs} ms`);
+      throw new AttemptFailure(`unreachable: ${err.message}`);
+    }
+    return { status: answer.status, size: answer.size, text: null, body: answer.body };
+  }
+
+  async #viaHttp(
+    instance: InstanceRef,
+    body: string,
+    signal: AbortSignal | undefined,
+    timeoutMs: number,
+  ): Promise<Answer> {
+    const timeout = AbortSignal.timeout(timeoutMs);
+    let res: Response;
+    try {
+      res = await fetch(`${instance.url.replace(/\/+$/, "")}/task`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+      });
+    } catch (err) {
+      if (timeout.aborted) throw new AttemptFailure(`no answer within ${this.#attemptTimeoutMs} ms`);
+      throw new AttemptFailure(`unreachable: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const declared = Number(res.headers.get("content-length") ?? 0);
+    if (declared > this.#maxResultBytes) {
+      await res.body?.cancel().catch(() => {});
+      return { status: res.status, size: declared, text: "", body: undefined };
+    }
+    const text = await res.text().catch((err: unknown) => {
+      throw new AttemptFailure(`answer cut short: ${err instanceof Error ? err.message : String(err)}`);
+    });
+    return { status: res.status, size: text.length, text, body: undefined };
+  }
+
+  /** The task's outcome from the instance's answer; throws AttemptFailure when another should try. */
+  #outcome(answer: Answer): Outcome {
+    const { status } = answer;
+    if (answer.size > this.#maxResultBytes) return { ok: false, error: this.#tooLarge(answer.size) };
+    if (status >= 400 && status < 500) return { ok: false, error: refusal(answer) };
+    if (status < 200 || status >= 300) {
+      const text = bodyText(answer);
+      throw new AttemptFailure(`answered HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ""}`);
+    }
+    const parsed = parseBody(answer);
+    if (!parsed.ok) throw new AttemptFailure("answered 200 with a body that is not JSON");
+    const result = parsed.body;
+    if (result === null || typeof result !== "object" || !("result" in result)) {
+      throw new AttemptFailure('answered 200 without a "result"');
+    }
+    return { ok: true, result: result.result };
   }
 
   #tooLarge(bytes: number): string {

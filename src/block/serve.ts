@@ -244,6 +244,7 @@ export const startBlockRuntime = async (options: BlockRuntimeOptions): Promise<R
         // Answer what is in progress before the connections close; new tasks get Unavailable.
         await executor.drain(options.drainMs ?? 10_000);
         await stopAll();
+        executor.close();
       },
     };
   } catch (err) {

@@ -7,13 +7,24 @@
  *   executor answers `message: false`, no retry); anything else thrown is a 500 (the executor retries on
  *   another instance). A (session_id, seq_no) seen recently answers the stored outcome without running
  *   the handler again; a retry arriving while the first attempt still runs waits for it.
+ * - `GET /task/ws` (served by `serveInstance`, task-socket.ts): the same tasks and answers over one
+ *   WebSocket, many in flight; both go through one `TaskHandler` (`createTaskHandler`).
  * - `GET /health`: 200 once `init` finished and `health()` (if given) says true within the timeout;
  *   503 otherwise.
  */
 import { type Context, Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
-import { ApiError, badRequest, onError, onNotFound, readJsonWith } from "../http/errors.ts";
+import {
+  ApiError,
+  badRequest,
+  onError,
+  onNotFound,
+  parseWith,
+  readJson,
+  readJsonWith,
+  toApiError,
+} from "../http/errors.ts";
 import type { InstanceConfig } from "./config.ts";
 import type { BlockEvents } from "./events.ts";
 import type { InstanceMetrics } from "./metrics.ts";
@@ -81,6 +92,8 @@ export interface InstanceAppOptions {
   bodyLimit?: number;
 }
 
+export const DEFAULT_TASK_BODY_LIMIT = 64 * 1024 * 1024;
+
 /** The mutable state shared by the app and `serveInstance`. */
 export interface InstanceState {
   ready: boolean;
@@ -111,11 +124,15 @@ const bytes = (b64: string): Uint8Array => new Uint8Array(Buffer.from(b64, "base
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === "object" && !Array.isArray(v);
 
-const refuse = (c: Context, err: TaskError) =>
-  c.json(
-    { error: { code: err.code, message: err.message, details: err.details } },
-    err.status as ContentfulStatusCode,
-  );
+const refusalAnswer = (err: TaskError): TaskAnswer => ({
+  status: err.status,
+  body: { error: { code: err.code, message: err.message, details: err.details } },
+});
+
+const refuse = (c: Context, err: TaskError) => {
+  const answer = refusalAnswer(err);
+  return c.json(answer.body, answer.status as ContentfulStatusCode);
+};
 
 /** Limits how many tasks run at once; `waiting` is the queue length. */
 class Slots {
@@ -141,15 +158,31 @@ class Slots {
   }
 }
 
-export const createInstanceApp = (
+/** A task's answer, as `POST /task` sends it: the HTTP status and the JSON body. */
+export interface TaskAnswer {
+  status: number;
+  body: unknown;
+}
+
+/**
+ * Serves one task body (already parsed from JSON, not yet validated): the answer `POST /task` gives, for
+ * every transport (the HTTP route and the `/task/ws` channel). Never throws.
+ */
+export type TaskHandler = (body: unknown) => Promise<TaskAnswer>;
+
+const notReady = (): TaskAnswer => ({
+  status: 503,
+  body: new ApiError(503, "not_ready", "the instance is still initializing").toBody(),
+});
+
+/** The task protocol without its transport: validation, dedup by (session_id, seq_no), slots, metrics. */
+export const createTaskHandler = (
   handlers: InstanceHandlers,
   state: InstanceState,
   ctx: InstanceContext,
   options: InstanceAppOptions = {},
-): Hono => {
+): TaskHandler => {
   const window = Math.max(1, options.dedupWindow ?? 4096);
-  const healthTimeoutMs = options.healthTimeoutMs ?? 5000;
-  const bodyLimit = options.bodyLimit ?? 64 * 1024 * 1024;
   const slots = new Slots(options.concurrency ?? Number.POSITIVE_INFINITY);
   // Insertion-ordered: the oldest key is evicted first. A running task's promise is stored too.
   const recent = new Map<string, Promise<Outcome>>();
@@ -176,37 +209,64 @@ export const createInstanceApp = (
     }
   };
 
+  return async (raw) => {
+    // Not a bug (no stderr log): the executor retries elsewhere.
+    if (!state.ready) return notReady();
+    try {
+      const body = parseWith(TaskBody, raw);
+      const key = `${body.session_id}\u0000${body.seq_no}`;
+      let outcome = recent.get(key);
+      if (!outcome) {
+        outcome = run({
+          sessionId: body.session_id,
+          seqNo: body.seq_no,
+          data: body.data,
+          ts: body.ts,
+          outputPtr: body.output_ptr,
+          framePtr: bytes(body.frame_ptr),
+          files: body.files.map((f) => ({ metadata: f.metadata, data: bytes(f.file_data) })),
+        });
+        recent.set(key, outcome);
+        while (recent.size > window) recent.delete(recent.keys().next().value as string);
+        // A failure (500) is not an outcome: forget it so a retry runs the task again.
+        const stored = outcome;
+        stored.catch(() => {
+          if (recent.get(key) === stored) recent.delete(key);
+        });
+      }
+      const settled = await outcome;
+      return settled.ok ? { status: 200, body: { result: settled.result } } : refusalAnswer(settled.error);
+    } catch (err) {
+      const apiError = toApiError(err);
+      if (apiError.status >= 500) console.error("[aios] task failed:", err);
+      return { status: apiError.status, body: apiError.toBody() };
+    }
+  };
+};
+
+export const createInstanceApp = (
+  handlers: InstanceHandlers,
+  state: InstanceState,
+  ctx: InstanceContext,
+  options: InstanceAppOptions = {},
+  /** The task handler to serve `POST /task` with; `serveInstance` shares its own with `/task/ws`. */
+  handleTask: TaskHandler = createTaskHandler(handlers, state, ctx, options),
+): Hono => {
+  const healthTimeoutMs = options.healthTimeoutMs ?? 5000;
+  const bodyLimit = options.bodyLimit ?? DEFAULT_TASK_BODY_LIMIT;
+
   const app = new Hono({ strict: false });
   app.onError((err, c) => (err instanceof TaskError ? refuse(c, err) : onError(err, c)));
   app.notFound(onNotFound);
 
   app.post("/task", async (c) => {
+    // Checked before the body is read: a task sent too early costs the instance nothing.
     if (!state.ready) {
-      // Not a bug (no stderr log): the executor retries elsewhere.
-      return c.json(new ApiError(503, "not_ready", "the instance is still initializing").toBody(), 503);
+      const answer = notReady();
+      return c.json(answer.body, 503);
     }
-    const body = await readJsonWith(c.req.raw, TaskBody, { limit: bodyLimit });
-    const key = `${body.session_id}\u0000${body.seq_no}`;
-    let outcome = recent.get(key);
-    if (!outcome) {
-      outcome = run({
-        sessionId: body.session_id,
-        seqNo: body.seq_no,
-        data: body.data,
-        ts: body.ts,
-        outputPtr: body.output_ptr,
-        framePtr: bytes(body.frame_ptr),
-        files: body.files.map((f) => ({ metadata: f.metadata, data: bytes(f.file_data) })),
-      });
-      recent.set(key, outcome);
-      while (recent.size > window) recent.delete(recent.keys().next().value as string);
-      // A failure (500) is not an outcome: forget it so a retry runs the task again.
-      outcome.catch(() => {
-        if (recent.get(key) === outcome) recent.delete(key);
-      });
-    }
-    const settled = await outcome;
-    return settled.ok ? c.json({ result: settled.result }) : refuse(c, settled.error);
+    const answer = await handleTask(await readJson(c.req.raw, { limit: bodyLimit }));
+    return c.json(answer.body, answer.status as ContentfulStatusCode);
   });
 
   app.get("/health", async (c) => {

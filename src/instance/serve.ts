@@ -1,7 +1,8 @@
 /**
  * `serveInstance(handlers, options)`: the instance SDK. Reads the configuration from the environment
- * (config.ts lists the variables), starts the task protocol server (app.ts), runs `init`, and only then
- * reports healthy and takes tasks (until then `/health` and `/task` answer 503).
+ * (config.ts lists the variables), starts the task protocol server (app.ts, and `GET /task/ws`:
+ * task-socket.ts), runs `init`, and only then reports healthy and takes tasks (until then `/health` and
+ * `/task` answer 503).
  *
  * ```ts
  * const instance = await serveInstance({
@@ -11,6 +12,8 @@
  */
 import {
   createInstanceApp,
+  createTaskHandler,
+  DEFAULT_TASK_BODY_LIMIT,
   type InstanceAppOptions,
   type InstanceContext,
   type InstanceHandlers,
@@ -18,6 +21,7 @@ import {
 import { type Env, type InstanceConfig, parsePort, readInstanceConfig } from "./config.ts";
 import { BlockEvents } from "./events.ts";
 import { InstanceMetrics } from "./metrics.ts";
+import { TASK_SOCKET_PATH, taskSocketHandlers } from "./task-socket.ts";
 
 export interface ServeInstanceOptions extends InstanceAppOptions {
   /** Default: `AIOS_INSTANCE_PORT`, else 0 (any free port). */
@@ -69,9 +73,29 @@ export const serveInstance = async (
     metrics,
     events,
   };
-  const app = createInstanceApp(handlers, state, ctx, options);
+  // One handler (one dedup cache, one set of slots) for both transports: a retry is a repeat whichever
+  // way either attempt came.
+  const handleTask = createTaskHandler(handlers, state, ctx, options);
+  const app = createInstanceApp(handlers, state, ctx, options, handleTask);
   const hostname = options.hostname ?? "0.0.0.0";
-  const server = Bun.serve({ port, hostname, fetch: app.fetch, idleTimeout: 0 });
+  const server = Bun.serve({
+    port,
+    hostname,
+    idleTimeout: 0,
+    fetch(req, srv) {
+      // One header lookup on the HTTP path; the URL is parsed only for an upgrade.
+      if (req.headers.get("upgrade") !== null && new URL(req.url).pathname === TASK_SOCKET_PATH) {
+        if (srv.upgrade(req)) return undefined;
+        return Response.json(
+          { error: { code: "bad_request", message: "expected a WebSocket upgrade", details: null } },
+          { status: 400 },
+        );
+      }
+      return app.fetch(req);
+    },
+    // Closed by `server.stop(true)` (code 1001): the executor retries their tasks elsewhere.
+    websocket: taskSocketHandlers(handleTask, { bodyLimit: options.bodyLimit ?? DEFAULT_TASK_BODY_LIMIT }),
+  });
   const stop = async () => {
     await server.stop(true);
     await events.close();

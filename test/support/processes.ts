@@ -229,10 +229,7 @@ export class Processes {
 export const hostPort = (url: string): string => new URL(url).host;
 
 /** `block-runtime --block-id ID --instance id=url ...` with every listener on a free port. */
-export const blockRuntimeArgs = (
-  blockId: string,
-  instances: readonly (readonly string[])[],
-): string[] => [
+export const blockRuntimeArgs = (blockId: string, instances: readonly (readonly string[])[]): string[] => [
   "block-runtime",
   "--block-id",
   blockId,
