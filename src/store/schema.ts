@@ -25,6 +25,10 @@ export const blocks = documentTable("blocks");
 export const policies = documentTable("policies");
 export const vdagControllers = documentTable("vdag_controllers");
 export const clusterMetrics = documentTable("cluster_metrics");
+/** What the process runtime started (instances, block services, vDAG replicas), so a restart adopts it. */
+export const runtimeProcesses = documentTable("runtime_processes");
+/** Block events whose policy failed, kept for the operator (the queue moves on). */
+export const eventFailures = documentTable("event_failures");
 
 const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({ dataType: () => "bytea" });
 
@@ -46,6 +50,8 @@ export const COLLECTIONS = {
   policies,
   vdag_controllers: vdagControllers,
   cluster_metrics: clusterMetrics,
+  runtime_processes: runtimeProcesses,
+  event_failures: eventFailures,
 } as const;
 
 export type CollectionName = keyof typeof COLLECTIONS;
