@@ -5,11 +5,12 @@
  */
 import { UsageError, type Verb } from "./args.ts";
 import { blockRuntimeVerb } from "./block-runtime.ts";
+import { controllerVerb } from "./controller.ts";
 import { policyVerb } from "./policy.ts";
 import { registryVerb } from "./registry.ts";
 import { upVerb } from "./up.ts";
 
-export const VERBS: readonly Verb[] = [upVerb, registryVerb, blockRuntimeVerb, policyVerb];
+export const VERBS: readonly Verb[] = [upVerb, registryVerb, controllerVerb, blockRuntimeVerb, policyVerb];
 
 export const usage = (): string =>
   [

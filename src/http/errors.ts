@@ -14,10 +14,11 @@ import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
+import { ServiceClientError } from "./client.ts";
 import { PolicyError } from "../policy/errors.ts";
 import { QueryError, StoreError } from "../store/index.ts";
 
-export type ErrorStatus = 400 | 404 | 405 | 409 | 413 | 415 | 422 | 500 | 503;
+export type ErrorStatus = 400 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 500 | 503;
 
 /** An error meant for the caller: its status, a stable machine code, a message and optional details. */
 export class ApiError extends Error {
@@ -84,6 +85,12 @@ export const toApiError = (err: unknown): ApiError => {
     // A policy that fails is the policy author's to fix: its code and URI, never a 5xx.
     const status = err.code === "not_found" ? 404 : err.code === "bad_input" ? 400 : 422;
     return new ApiError(status, err.code, err.message, { uri: err.uri, ...err.details });
+  }
+  if (err instanceof ServiceClientError) {
+    // Another service's answer: its refusal passes through; an unreachable or failing service is ours.
+    const known: readonly number[] = [400, 403, 404, 409, 413, 415, 422];
+    if (known.includes(err.status)) return new ApiError(err.status as ErrorStatus, err.code, err.message, err.details);
+    return new ApiError(503, err.code === "unreachable" ? "service_unreachable" : "service_failed", err.message);
   }
   if (err instanceof HTTPException) {
     const status = err.status;

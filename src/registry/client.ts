@@ -86,6 +86,26 @@ export class RegistryClient {
     return (await res.json()) as Record<string, unknown>;
   }
 
+  /** `PATCH /clusters/{id}` with a MongoDB update document; the updated cluster. */
+  async updateCluster(id: string, update: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const res = await this.#fetch(`/clusters/${encodeURIComponent(id)}`, {
+      method: "PATCH",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(update),
+    });
+    return (await res.json()) as Record<string, unknown>;
+  }
+
+  /** `POST /clusters`: registers a cluster document. */
+  async createCluster(doc: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const res = await this.#fetch("/clusters", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(doc),
+    });
+    return (await res.json()) as Record<string, unknown>;
+  }
+
   /** `GET /cluster/{id}`: the cluster's global metrics (the envelope's `data`). */
   async getClusterMetrics(id: string, signal?: AbortSignal): Promise<unknown> {
     const res = await this.#fetch(`/cluster/${encodeURIComponent(id)}`, signal ? { signal } : undefined);

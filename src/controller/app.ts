@@ -1,0 +1,110 @@
+/**
+ * The cluster controller's HTTP API (cluster-controller.md), thin over the modules beside it:
+ *
+ * - `POST /executeAction` (actions.ts); `/vdag-controller` (vdag.ts)
+ * - `/cluster-actions/add-node`, `remove-node/{id}`, `get-cluster`, `update-cluster` (cluster.ts)
+ * - `GET /blocks`, `GET /blocks/{id}`, `POST /blocks/query`, `PUT /block/update/{id}`
+ * - `GET /healthy_nodes`, `GET /nodes_status`, `PUT /nodes_status/{id}` (scanner.ts)
+ * - `GET /check_stability`, `POST /mgmt` (stability.ts, mgmt.ts)
+ * - `POST /events`, `GET /events` (events.ts)
+ * - `/block/{id}/...`: the cluster's public gateway to a block's services (gateway.ts)
+ */
+import { Hono } from "hono";
+import { z } from "zod";
+import { onError, onNotFound, readJson, readJsonWith } from "../http/errors.ts";
+import type { RegistryClient } from "../registry/client.ts";
+import { executeAction } from "./actions.ts";
+import { getBlock } from "./blocks.ts";
+import { addNode, removeNode, updateCluster } from "./cluster.ts";
+import type { ControllerContext } from "./context.ts";
+import { acceptEvent, type EventsProcessor } from "./events.ts";
+import { proxyToBlock } from "./gateway.ts";
+import { executeMgmt } from "./mgmt.ts";
+import type { InfraScanner } from "./scanner.ts";
+import type { StabilityChecker } from "./stability.ts";
+import { vdagAction } from "./vdag.ts";
+
+export interface ControllerServices {
+  ctx: ControllerContext;
+  registry: RegistryClient;
+  scanner: InfraScanner;
+  stability: StabilityChecker;
+  events: EventsProcessor;
+}
+
+const QueryBody = z.object({
+  query: z.record(z.string(), z.unknown()).default({}),
+  options: z.unknown().optional(),
+});
+const NodeHealth = z.object({ status: z.enum(["healthy", "unhealthy"]).nullable() });
+
+export const createControllerApp = ({
+  ctx,
+  registry,
+  scanner,
+  stability,
+  events,
+}: ControllerServices): Hono => {
+  const app = new Hono({ strict: false });
+  app.onError(onError);
+  app.notFound(onNotFound);
+  const blocks = ctx.store.collection("blocks");
+
+  app.get("/health", (c) => c.json({ status: "ok", cluster_id: ctx.clusterId }));
+
+  app.post("/executeAction", async (c) =>
+    c.json((await executeAction(ctx, await readJson(c.req.raw))) ?? {}),
+  );
+  app.post("/vdag-controller", async (c) => c.json(await vdagAction(ctx, await readJson(c.req.raw))));
+
+  app.post("/cluster-actions/add-node", async (c) =>
+    c.json(await addNode(ctx, registry, await readJson(c.req.raw))),
+  );
+  app.delete("/cluster-actions/remove-node/:id", async (c) =>
+    c.json(await removeNode(ctx, registry, c.req.param("id"))),
+  );
+  app.get("/cluster-actions/get-cluster", async (c) => c.json(await ctx.cluster()));
+  app.patch("/cluster-actions/update-cluster", async (c) =>
+    c.json(await updateCluster(ctx, registry, await readJson(c.req.raw))),
+  );
+
+  app.get("/blocks", async (c) => c.json(await blocks.find({})));
+  app.get("/blocks/:id", async (c) => c.json(await getBlock(ctx, c.req.param("id"))));
+  app.post("/blocks/query", async (c) => {
+    const { query, options } = await readJsonWith(c.req.raw, QueryBody);
+    return c.json(await blocks.find(query, options));
+  });
+  app.put("/block/update/:id", async (c) => {
+    const id = c.req.param("id");
+    await getBlock(ctx, id);
+    return c.json(await blocks.update(id, await readJson(c.req.raw)));
+  });
+
+  app.get("/healthy_nodes", async (c) => c.json({ healthy_nodes: await scanner.healthyNodes() }));
+  app.get("/nodes_status", async (c) => c.json({ nodes: await scanner.nodesStatus() }));
+  app.put("/nodes_status/:id", async (c) => {
+    const { status } = await readJsonWith(c.req.raw, NodeHealth);
+    const nodes = await scanner.setNodeHealth(
+      c.req.param("id"),
+      status === null ? null : status === "healthy",
+    );
+    return c.json({ nodes });
+  });
+
+  app.get("/check_stability", async (c) => c.json(await stability.check()));
+  app.post("/mgmt", async (c) =>
+    c.json((await executeMgmt(ctx, await readJson(c.req.raw), stability)) ?? {}),
+  );
+
+  app.post("/events", async (c) => c.json(await acceptEvent(ctx, await readJson(c.req.raw)), 202));
+  app.get("/events", async (c) =>
+    c.json({
+      recent: events.recent(),
+      failures: await ctx.store.collection("event_failures").find({}, { sort: { at: -1 }, limit: 100 }),
+      healing: scanner.healing,
+    }),
+  );
+
+  app.all("/block/:id/*", (c) => proxyToBlock(ctx, c.req.param("id"), c.req.raw));
+  return app;
+};

@@ -1,0 +1,295 @@
+/**
+ * A cluster's blocks: their documents in the `blocks` collection and their lifecycle on the runtime
+ * (create, scale, replace or remove instances, remove). Every step that starts something is undone
+ * when a later step fails, so a failed action leaves the cluster as it found it.
+ *
+ * The block document is the gateway's `block_create_IR` output plus what this controller records:
+ * `status`, `cluster_id`, `instances` (`[{instance_id, node_id, gpus, url}]`) and `services`
+ * (`{urls}`). How an instance runs comes from `runtime` (`{command}` on the process runtime,
+ * `{image}` on Kubernetes, `env`).
+ */
+import { randomUUID } from "node:crypto";
+import { z } from "zod";
+import { BlockClient } from "../block/client.ts";
+import { ApiError, badRequest, notFound, parseWith } from "../http/errors.ts";
+import type { InstanceStatus, WorkloadTemplate } from "../runtime/types.ts";
+import type { Doc } from "../store/index.ts";
+import type { ControllerContext } from "./context.ts";
+import { type PlacementAction, placeInstance } from "./placement.ts";
+
+const JsonObject = z.record(z.string(), z.unknown());
+
+const PolicyRefSchema = z.looseObject({
+  policyRuleURI: z.string(),
+  parameters: JsonObject.optional(),
+  settings: JsonObject.optional(),
+});
+
+export const NewBlockSchema = z
+  .looseObject({
+    id: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/, "1 to 63 letters, digits, '.', '_' or '-'"),
+    minInstances: z.number().int().min(0).max(1000),
+    maxInstances: z.number().int().min(1).max(1000),
+    blockInitData: JsonObject.optional(),
+    initSettings: JsonObject.optional(),
+    parameters: JsonObject.optional(),
+    policies: z.record(z.string(), PolicyRefSchema).optional(),
+    runtime: z.looseObject({
+      command: z.array(z.string().min(1)).min(1).optional(),
+      image: z.string().min(1).optional(),
+      env: z.record(z.string(), z.string()).optional(),
+    }),
+  })
+  .refine((b) => b.minInstances <= b.maxInstances, {
+    path: ["minInstances"],
+    message: "minInstances must not exceed maxInstances",
+  });
+
+export interface BlockInstance {
+  instance_id: string;
+  node_id: string;
+  gpus: string[];
+  url: string;
+  started_at: string;
+}
+
+export type BlockDoc = Doc & {
+  minInstances: number;
+  maxInstances: number;
+  status: "creating" | "running" | "removing";
+  cluster_id: string;
+  instances: BlockInstance[];
+  services: { urls: Record<string, string> };
+  runtime: WorkloadTemplate;
+  parameters?: Record<string, unknown>;
+  blockInitData?: Record<string, unknown>;
+  initSettings?: Record<string, unknown>;
+};
+
+const blocks = (ctx: ControllerContext) => ctx.store.collection("blocks");
+
+export const getBlock = async (ctx: ControllerContext, id: string): Promise<BlockDoc> => {
+  const doc = await blocks(ctx).get(id);
+  if (!doc) throw notFound(`cluster ${ctx.clusterId} has no block '${id}'`);
+  return doc as BlockDoc;
+};
+
+export const blockClient = (block: BlockDoc): BlockClient =>
+  new BlockClient(block.id, block.services?.urls ?? {});
+
+const newInstanceId = (blockId: string): string => `${blockId}-${randomUUID().slice(0, 8)}`;
+
+/** Starts one instance where the resource allocator says; the runtime's status once it is healthy. */
+const startInstance = async (
+  ctx: ControllerContext,
+  block: BlockDoc,
+  action: PlacementAction,
+  extra: Record<string, unknown> = {},
+): Promise<BlockInstance> => {
+  const placement = await placeInstance(ctx, block, action, extra);
+  const status: InstanceStatus = await ctx.runtime.startInstance({
+    blockId: block.id,
+    instanceId: newInstanceId(block.id),
+    nodeId: placement.node_id,
+    gpus: placement.gpus,
+    template: block.runtime,
+    initData: block.blockInitData ?? {},
+    initSettings: block.initSettings ?? {},
+    parameters: block.parameters ?? {},
+    controllerUrl: ctx.url,
+  });
+  if (!status.url)
+    throw new ApiError(503, "instance_unreachable", `instance ${status.instanceId} has no URL`);
+  return {
+    instance_id: status.instanceId,
+    node_id: placement.node_id,
+    gpus: placement.gpus,
+    url: status.url,
+    started_at: status.startedAt,
+  };
+};
+
+const stopQuietly = async (ctx: ControllerContext, blockId: string, instanceId: string) => {
+  await ctx.runtime.stopInstance(blockId, instanceId).catch((err: unknown) => {
+    console.error(`[controller] stopping ${instanceId} failed:`, err);
+  });
+};
+
+/** `create_block`: stores the block, starts minInstances instances and the block's services. */
+export const createBlock = async (ctx: ControllerContext, data: unknown): Promise<BlockDoc> => {
+  const spec = parseWith(NewBlockSchema, data, ["data"]);
+  if (!spec.runtime.command && !spec.runtime.image) {
+    throw badRequest("invalid_input", "data.runtime: give a command (process runtime) or an image");
+  }
+  const doc = {
+    ...spec,
+    status: "creating",
+    cluster_id: ctx.clusterId,
+    instances: [],
+    services: { urls: {} },
+    created_at: new Date().toISOString(),
+  } as unknown as BlockDoc;
+  try {
+    await blocks(ctx).insert(doc);
+  } catch (err) {
+    if ((err as { status?: number }).status === 409) {
+      throw new ApiError(
+        409,
+        "block_exists",
+        `block '${spec.id}' already exists in cluster ${ctx.clusterId}`,
+      );
+    }
+    throw err;
+  }
+  const started: BlockInstance[] = [];
+  try {
+    for (let i = 0; i < spec.minInstances; i++) started.push(await startInstance(ctx, doc, "allocation"));
+    const services = await ctx.runtime.startBlockServices({
+      blockId: doc.id,
+      block: { ...doc, instances: started },
+      instances: started.map((i) => ({ id: i.instance_id, url: i.url })),
+      controllerUrl: ctx.url,
+      registryUrl: ctx.registryUrl,
+      clusterId: ctx.clusterId,
+    });
+    const updated = await blocks(ctx).update(doc.id, {
+      $set: { status: "running", instances: started, services: { urls: services.urls } },
+    });
+    return updated as BlockDoc;
+  } catch (err) {
+    // Roll back: what was started is stopped, the document removed.
+    await ctx.runtime.stopBlockServices(doc.id).catch(() => {});
+    for (const i of started) await stopQuietly(ctx, doc.id, i.instance_id);
+    await blocks(ctx).delete(doc.id);
+    throw err;
+  }
+};
+
+/** `remove_block`: stops the services (no more traffic), then every instance, then forgets it. */
+export const removeBlock = async (ctx: ControllerContext, blockId: string): Promise<{ removed: string }> => {
+  const block = await getBlock(ctx, blockId);
+  await blocks(ctx).update(blockId, { $set: { status: "removing" } });
+  await ctx.runtime.stopBlockServices(blockId);
+  for (const i of block.instances) await stopQuietly(ctx, blockId, i.instance_id);
+  await blocks(ctx).delete(blockId);
+  return { removed: blockId };
+};
+
+/** Adds `count` instances (within maxInstances); each takes traffic as soon as it is healthy. */
+export const upscale = async (
+  ctx: ControllerContext,
+  blockId: string,
+  count: number,
+): Promise<BlockInstance[]> => {
+  const block = await getBlock(ctx, blockId);
+  const room = block.maxInstances - block.instances.length;
+  if (room <= 0) {
+    throw new ApiError(
+      409,
+      "at_max_instances",
+      `block ${blockId} already has maxInstances (${block.maxInstances})`,
+    );
+  }
+  const added: BlockInstance[] = [];
+  const metrics = await blockClient(block)
+    .metrics()
+    .catch(() => null);
+  for (let i = 0; i < Math.min(count, room); i++) {
+    const instance = await startInstance(ctx, block, "scale", { block_metrics: metrics });
+    try {
+      await blockClient(block).addInstance({ id: instance.instance_id, url: instance.url });
+      await blocks(ctx).update(blockId, { $push: { instances: instance } });
+    } catch (err) {
+      await stopQuietly(ctx, blockId, instance.instance_id);
+      throw err;
+    }
+    added.push(instance);
+  }
+  return added;
+};
+
+/** Takes an instance out of traffic, stops it and forgets it. */
+const dropInstance = async (ctx: ControllerContext, block: BlockDoc, instanceId: string) => {
+  await blockClient(block)
+    .removeInstance(instanceId)
+    .catch(() => {});
+  await stopQuietly(ctx, block.id, instanceId);
+  await blocks(ctx).update(block.id, { $pull: { instances: { instance_id: instanceId } } });
+};
+
+/** Removes the named instances, never below minInstances. */
+export const downscale = async (
+  ctx: ControllerContext,
+  blockId: string,
+  ids: string[],
+): Promise<string[]> => {
+  const block = await getBlock(ctx, blockId);
+  const unknown = ids.filter((id) => !block.instances.some((i) => i.instance_id === id));
+  if (unknown.length > 0) throw notFound(`block ${blockId} has no instance ${unknown.join(", ")}`);
+  const room = block.instances.length - block.minInstances;
+  if (room <= 0) {
+    throw new ApiError(
+      409,
+      "at_min_instances",
+      `block ${blockId} is at minInstances (${block.minInstances})`,
+    );
+  }
+  const removed = [...new Set(ids)].slice(0, room);
+  for (const id of removed) await dropInstance(ctx, block, id);
+  return removed;
+};
+
+/**
+ * `remove_instance`: takes one instance away; with `replace`, a fresh one takes its place first
+ * (placed by the allocator's `reassignment`), so the block never runs short.
+ */
+export const removeInstance = async (
+  ctx: ControllerContext,
+  blockId: string,
+  instanceId: string,
+  replace: boolean,
+): Promise<{ removed: string; replacement: BlockInstance | null }> => {
+  const block = await getBlock(ctx, blockId);
+  const old = block.instances.find((i) => i.instance_id === instanceId);
+  if (!old) throw notFound(`block ${blockId} has no instance '${instanceId}'`);
+  let replacement: BlockInstance | null = null;
+  if (replace) {
+    const metrics = await blockClient(block)
+      .metrics()
+      .catch(() => null);
+    replacement = await startInstance(ctx, block, "reassignment", {
+      block_metrics: metrics,
+      instance_id: instanceId,
+      pod_name: instanceId,
+    });
+    await blockClient(block).addInstance({ id: replacement.instance_id, url: replacement.url });
+    await blocks(ctx).update(blockId, { $push: { instances: replacement } });
+  }
+  await dropInstance(ctx, block, instanceId);
+  return { removed: instanceId, replacement };
+};
+
+/** `parameter_update`: every instance applies the parameters, then the document records them. */
+export const updateParameters = async (
+  ctx: ControllerContext,
+  blockId: string,
+  parameters: Record<string, unknown>,
+): Promise<{ block_id: string; parameters: Record<string, unknown>; instances: Record<string, unknown> }> => {
+  const block = await getBlock(ctx, blockId);
+  const answers: Record<string, unknown> = {};
+  for (const i of block.instances) {
+    const res = await fetch(`${i.url}/mgmt`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ mgmt_action: "parameter_update", mgmt_data: parameters }),
+      signal: AbortSignal.timeout(10_000),
+    }).catch((err: unknown) => err as Error);
+    answers[i.instance_id] =
+      res instanceof Error
+        ? { error: res.message }
+        : { status: res.status, body: await res.json().catch(() => null) };
+  }
+  const merged = { ...(block.parameters ?? {}), ...parameters };
+  await blocks(ctx).update(blockId, { $set: { parameters: merged } });
+  return { block_id: blockId, parameters: merged, instances: answers };
+};

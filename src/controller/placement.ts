@@ -1,0 +1,89 @@
+/**
+ * The Dry-Run & Resource Allocator (cluster-controller.md): runs a block's resourceAllocator policy
+ * with the specification's payloads to place a new, scaled or reassigned instance on a healthy node
+ * and its GPUs, or to score a dry run. Without a policy, instances go to the first healthy node
+ * without GPUs and a dry run scores 1 when any node is healthy.
+ */
+import { ApiError } from "../http/errors.ts";
+import type { ControllerContext } from "./context.ts";
+import type { PolicyRef } from "./policies.ts";
+import { policyRefAt } from "./prechecks.ts";
+
+export type PlacementAction = "allocation" | "scale" | "reassignment";
+
+export interface Placement {
+  node_id: string;
+  gpus: string[];
+}
+
+export interface DryRunScore {
+  score: number;
+  node_info: Placement | null;
+}
+
+/**
+ * The ids of the cluster's nodes that can take instances now: its declared nodes (or, with none
+ * declared, those the runtime sees) minus those the scanner found unhealthy or an operator cordoned.
+ */
+export const healthyNodes = async (ctx: ControllerContext): Promise<string[]> => {
+  const cluster = await ctx.cluster();
+  const declared = ((cluster.nodes as { nodeData?: { id?: unknown }[] } | undefined)?.nodeData ?? [])
+    .map((n) => n.id)
+    .filter((id): id is string => typeof id === "string" && id !== "");
+  const nodes = declared.length > 0 ? declared : (await ctx.runtime.probeNodes()).map((n) => n.nodeId);
+  const out = ctx.unhealthyNodes();
+  return nodes.filter((id) => !out.has(id));
+};
+
+const allocatorRef = (block: Record<string, unknown>): PolicyRef | null =>
+  policyRefAt(block, ["policies", "resourceAllocator"]);
+
+const payload = async (
+  ctx: ControllerContext,
+  block: Record<string, unknown>,
+  extra: Record<string, unknown>,
+) => ({
+  block,
+  cluster: await ctx.cluster(),
+  cluster_metrics: ((await ctx.clusterMetrics()) as Record<string, unknown> | null) ?? null,
+  healthy_nodes: await healthyNodes(ctx),
+  ...extra,
+});
+
+/** Where a new instance of `block` goes; a 409 when no healthy node can take it. */
+export const placeInstance = async (
+  ctx: ControllerContext,
+  block: Record<string, unknown>,
+  action: PlacementAction,
+  extra: Record<string, unknown> = {},
+): Promise<Placement> => {
+  const input = { action, payload: await payload(ctx, block, extra) };
+  const ref = allocatorRef(block);
+  if (!ref) {
+    const node = input.payload.healthy_nodes[0];
+    if (node === undefined)
+      throw new ApiError(409, "no_healthy_node", `cluster ${ctx.clusterId} has no healthy node`);
+    return { node_id: node, gpus: [] };
+  }
+  const policy = await ctx.policies.get(`allocator:${String(block.id)}`, ref, "resourceAllocator");
+  const out = await policy.eval<Placement>(input);
+  return { node_id: out.node_id, gpus: out.gpus.map(String) };
+};
+
+/** The feasibility of `block` on this cluster (`dry_run`). */
+export const dryRun = async (
+  ctx: ControllerContext,
+  block: Record<string, unknown>,
+): Promise<DryRunScore> => {
+  const input = { action: "dry_run" as const, payload: await payload(ctx, block, {}) };
+  const ref = allocatorRef(block);
+  if (!ref) {
+    const node = input.payload.healthy_nodes[0];
+    return node === undefined
+      ? { score: 0, node_info: null }
+      : { score: 1, node_info: { node_id: node, gpus: [] } };
+  }
+  const policy = await ctx.policies.get(`allocator:${String(block.id)}`, ref, "resourceAllocator");
+  const out = await policy.eval<{ selection_score_data: DryRunScore }>(input);
+  return out.selection_score_data;
+};

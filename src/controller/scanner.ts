@@ -1,0 +1,204 @@
+/**
+ * The Dynamic Infrastructure Scanner (cluster-controller.md): keeps the health of the cluster's nodes
+ * and heals what breaks.
+ *
+ * - Nodes: every interval the runtime probes what it can see (the local machine for the process
+ *   runtime, whose declared nodes all run here and share its health); an operator can also mark a
+ *   node unhealthy or healthy (`PUT /nodes_status/{id}`), as one cordons a node. A node that turns
+ *   unhealthy has its instances reassigned to healthy nodes with fresh placements.
+ * - Instances: an instance whose process exits (the runtime's `instance_exited`) is replaced at once
+ *   by a fresh one, unless the controller stopped it on purpose (it is gone from its block by then).
+ */
+import type { NodeStatus, RuntimeEvent } from "../runtime/types.ts";
+import { removeInstance } from "./blocks.ts";
+import { evacuateNode } from "./cluster.ts";
+import type { ControllerContext } from "./context.ts";
+
+export interface NodeState {
+  node_id: string;
+  status: "healthy" | "unhealthy";
+  reason: string | null;
+  /** Who decided: the probe or an operator. */
+  source: "probe" | "operator";
+  cpu_utilization_percent: number | null;
+  memory: NodeStatus["memory"];
+  disk: NodeStatus["disk"];
+  gpus: NodeStatus["gpus"];
+  checked_at: string;
+}
+
+export interface HealingRecord {
+  at: string;
+  kind: "instance_replaced" | "node_evacuated" | "healing_failed";
+  block_id?: string;
+  instance_id?: string;
+  node_id?: string;
+  detail: unknown;
+}
+
+/** How long after an exit the block is read again, so an intended stop has left the block. */
+const EXIT_SETTLE_MS = 300;
+
+export class InfraScanner {
+  readonly #ctx: ControllerContext;
+  readonly intervalMs: number;
+  readonly #states = new Map<string, NodeState>();
+  readonly #overrides = new Map<string, boolean>();
+  readonly #cordoned = new Set<string>();
+  readonly #healing = new Set<string>();
+  readonly #log: HealingRecord[] = [];
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #scanning: Promise<NodeState[]> | null = null;
+  #unwatch: (() => void) | null = null;
+
+  constructor(ctx: ControllerContext, options: { intervalMs?: number } = {}) {
+    this.#ctx = ctx;
+    this.intervalMs = options.intervalMs ?? 10_000;
+  }
+
+  /** Node ids out of placement: unhealthy or cordoned. */
+  unhealthy(): ReadonlySet<string> {
+    const out = new Set(this.#cordoned);
+    for (const s of this.#states.values()) if (s.status === "unhealthy") out.add(s.node_id);
+    return out;
+  }
+
+  cordon(nodeId: string, cordoned: boolean): void {
+    if (cordoned) this.#cordoned.add(nodeId);
+    else this.#cordoned.delete(nodeId);
+  }
+
+  get healing(): readonly HealingRecord[] {
+    return this.#log;
+  }
+
+  /** The last state of every node (scanning first when none was taken yet). */
+  async nodesStatus(): Promise<NodeState[]> {
+    if (this.#states.size === 0) await this.scan();
+    return [...this.#states.values()];
+  }
+
+  async healthyNodes(): Promise<string[]> {
+    return (await this.nodesStatus()).filter((s) => s.status === "healthy").map((s) => s.node_id);
+  }
+
+  /** An operator's verdict on a node (null: back to the probe's); applied by a scan at once. */
+  async setNodeHealth(nodeId: string, healthy: boolean | null): Promise<NodeState[]> {
+    if (healthy === null) this.#overrides.delete(nodeId);
+    else this.#overrides.set(nodeId, healthy);
+    return this.scan();
+  }
+
+  /** One scan now (or the one in progress): node states, and evacuation of nodes turned unhealthy. */
+  scan(): Promise<NodeState[]> {
+    this.#scanning ??= this.#scan().finally(() => {
+      this.#scanning = null;
+    });
+    return this.#scanning;
+  }
+
+  async #scan(): Promise<NodeState[]> {
+    const ctx = this.#ctx;
+    const cluster = await ctx.cluster();
+    const declared = ((cluster.nodes as { nodeData?: { id?: unknown }[] } | undefined)?.nodeData ?? [])
+      .map((n) => n.id)
+      .filter((id): id is string => typeof id === "string" && id !== "");
+    const probed = await ctx.runtime.probeNodes();
+    const local = probed[0];
+    const ids = declared.length > 0 ? declared : probed.map((p) => p.nodeId);
+    const now = new Date().toISOString();
+    const turnedUnhealthy: string[] = [];
+    const next = new Map<string, NodeState>();
+    for (const id of ids) {
+      const probe = probed.find((p) => p.nodeId === id) ?? local;
+      const override = this.#overrides.get(id);
+      const healthy = override ?? probe?.healthy ?? false;
+      const reason = healthy
+        ? null
+        : override === false
+          ? "marked unhealthy by an operator"
+          : (probe?.reason ?? "no probe reached this node");
+      const state: NodeState = {
+        node_id: id,
+        status: healthy ? "healthy" : "unhealthy",
+        reason,
+        source: override === undefined ? "probe" : "operator",
+        cpu_utilization_percent: probe?.cpu_utilization_percent ?? null,
+        memory: probe?.memory ?? null,
+        disk: probe?.disk ?? null,
+        gpus: probe?.gpus ?? [],
+        checked_at: now,
+      };
+      const before = this.#states.get(id);
+      if (!healthy && (before === undefined || before.status === "healthy")) turnedUnhealthy.push(id);
+      next.set(id, state);
+    }
+    this.#states.clear();
+    for (const [id, s] of next) this.#states.set(id, s);
+    for (const id of turnedUnhealthy) {
+      try {
+        const moved = await evacuateNode(ctx, id);
+        if (moved.length > 0) this.#record({ kind: "node_evacuated", node_id: id, detail: { moved } });
+      } catch (err) {
+        this.#record({ kind: "healing_failed", node_id: id, detail: String(err) });
+      }
+    }
+    return [...this.#states.values()];
+  }
+
+  #record(r: Omit<HealingRecord, "at">): void {
+    this.#log.push({ at: new Date().toISOString(), ...r });
+    if (this.#log.length > 100) this.#log.shift();
+  }
+
+  /** Replaces an instance that exited on its own. */
+  async #onEvent(event: RuntimeEvent): Promise<void> {
+    if (event.type !== "instance_exited") return;
+    const key = `${event.blockId}/${event.instanceId}`;
+    if (this.#healing.has(key)) return;
+    this.#healing.add(key);
+    try {
+      await Bun.sleep(EXIT_SETTLE_MS);
+      const block = await this.#ctx.store.collection("blocks").get(event.blockId);
+      const listed = (block?.instances as { instance_id: string }[] | undefined)?.some(
+        (i) => i.instance_id === event.instanceId,
+      );
+      if (!block || block.status !== "running" || !listed) return;
+      const result = await removeInstance(this.#ctx, event.blockId, event.instanceId, true);
+      this.#record({
+        kind: "instance_replaced",
+        block_id: event.blockId,
+        instance_id: event.instanceId,
+        detail: { exit_code: event.exitCode, replacement: result.replacement?.instance_id ?? null },
+      });
+    } catch (err) {
+      this.#record({
+        kind: "healing_failed",
+        block_id: event.blockId,
+        instance_id: event.instanceId,
+        detail: err instanceof Error ? err.message : String(err),
+      });
+    } finally {
+      this.#healing.delete(key);
+    }
+  }
+
+  start(): void {
+    this.#unwatch = this.#ctx.runtime.watch((event) => {
+      void this.#onEvent(event);
+    });
+    const loop = async () => {
+      await this.scan().catch((err: unknown) => console.error("[scanner] scan failed:", err));
+      if (this.#unwatch) this.#timer = setTimeout(loop, this.intervalMs);
+    };
+    this.#timer = setTimeout(loop, 0);
+  }
+
+  async stop(): Promise<void> {
+    this.#unwatch?.();
+    this.#unwatch = null;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    await this.#scanning?.catch(() => {});
+  }
+}

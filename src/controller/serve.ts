@@ -1,0 +1,164 @@
+/**
+ * `startController`: one cluster's controller in this process (`aios controller`). Opens the store and
+ * the event queue, registers (or updates) the cluster document with its `urlMap` in the registry,
+ * opens the runtime and adopts what still runs from a previous start, then serves the API and starts
+ * the scanner and the block events processor.
+ */
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { ServiceClientError } from "../http/client.ts";
+import { displayHost, type Listener } from "../http/listen.ts";
+import { openQueue, queueConfigFrom } from "../queue/index.ts";
+import { RegistryClient } from "../registry/client.ts";
+import { openRuntime, type RuntimeConfig } from "../runtime/index.ts";
+import type { AdoptReport, RuntimeDriver } from "../runtime/types.ts";
+import { openStore, type Store, type StoreConfig } from "../store/index.ts";
+import { createControllerApp } from "./app.ts";
+import type { ControllerContext } from "./context.ts";
+import { EventsProcessor } from "./events.ts";
+import { type PolicyResolver, PolicySet } from "./policies.ts";
+import { InfraScanner } from "./scanner.ts";
+import { StabilityChecker } from "./stability.ts";
+
+export const CONTROLLER_PORT = 7000;
+
+export interface ControllerOptions {
+  clusterId: string;
+  host?: string;
+  port?: number;
+  registryUrl: string;
+  store?: StoreConfig;
+  /** Where the process runtime keeps logs; default `<dataDir>/runtime`, else `.data/runtime`. */
+  runDir?: string;
+  redisUrl?: string;
+  runtime?: Omit<RuntimeConfig, "store" | "runDir" | "controllerUrl">;
+  scanIntervalMs?: number;
+  /** Overrides the registry as the source of compiled policies (tests). */
+  resolvePolicy?: PolicyResolver;
+}
+
+export interface RunningController {
+  ctx: ControllerContext;
+  url: string;
+  listeners: Listener[];
+  adopted: AdoptReport;
+  scanner: InfraScanner;
+  events: EventsProcessor;
+  /** Stops serving; instances and block services keep running (a restart adopts them). */
+  stop(): Promise<void>;
+  /** Stops serving and every workload it started (tests, `aios up` shutdown). */
+  stopAll(): Promise<void>;
+}
+
+/** Registers the cluster document when missing, then records where this controller answers. */
+const registerCluster = async (registry: RegistryClient, clusterId: string, url: string) => {
+  try {
+    await registry.getCluster(clusterId);
+  } catch (err) {
+    if (!(err instanceof ServiceClientError) || err.status !== 404) throw err;
+    await registry.createCluster({
+      id: clusterId,
+      status: "live",
+      nodes: { count: 1, nodeData: [{ id: hostname() }] },
+      config: {},
+    });
+  }
+  await registry.updateCluster(clusterId, {
+    $set: {
+      "config.urlMap": {
+        controllerService: url,
+        blocksQuery: `${url}/blocks`,
+        publicGateway: url,
+        parameterUpdater: `${url}/mgmt`,
+        metricsService: `${registry.baseUrl}/cluster/${clusterId}`,
+      },
+    },
+  });
+};
+
+export const startController = async (options: ControllerOptions): Promise<RunningController> => {
+  const host = options.host ?? "127.0.0.1";
+  let handler: (req: Request) => Response | Promise<Response> = () =>
+    Response.json(
+      { error: { code: "starting", message: "the controller is starting", details: null } },
+      { status: 503 },
+    );
+  const server = Bun.serve({
+    hostname: host,
+    port: options.port ?? CONTROLLER_PORT,
+    fetch: (req) => handler(req),
+  });
+  const url = `http://${displayHost(host)}:${server.port}`;
+  let store: Store | null = null;
+  let runtime: RuntimeDriver | null = null;
+  const cleanup = async () => {
+    await server.stop(true);
+    await runtime?.close().catch(() => {});
+    await store?.close().catch(() => {});
+  };
+  try {
+    const registry = new RegistryClient(options.registryUrl);
+    await registerCluster(registry, options.clusterId, url);
+    store = await openStore(options.store ?? {});
+    const queue = openQueue(options.redisUrl ? { redisUrl: options.redisUrl } : queueConfigFrom());
+    const runDir = options.runDir ?? join(options.store?.dataDir ?? ".data", "runtime");
+    runtime = await openRuntime({ ...options.runtime, store, runDir, controllerUrl: url });
+    const policies = new PolicySet(options.resolvePolicy ?? ((uri) => registry.compiledPolicy(uri)));
+    let scanner: InfraScanner | null = null;
+    const ctx: ControllerContext = {
+      clusterId: options.clusterId,
+      store,
+      runtime,
+      queue,
+      policies,
+      url,
+      registryUrl: registry.baseUrl,
+      cluster: () => registry.getCluster(options.clusterId),
+      clusterMetrics: () => registry.getClusterMetrics(options.clusterId).catch(() => null),
+      unhealthyNodes: () => scanner?.unhealthy() ?? new Set(),
+      cordon: (nodeId, cordoned) => scanner?.cordon(nodeId, cordoned),
+    };
+    scanner = new InfraScanner(
+      ctx,
+      options.scanIntervalMs === undefined ? {} : { intervalMs: options.scanIntervalMs },
+    );
+    const stability = new StabilityChecker(ctx, { nodesData: () => runtime!.probeNodes() });
+    const events = new EventsProcessor(ctx);
+    const adopted = await runtime.adopt();
+    handler = createControllerApp({ ctx, registry, scanner, stability, events }).fetch;
+    scanner.start();
+    events.start();
+    const stopServing = async () => {
+      await scanner?.stop();
+      await events.stop();
+      await server.stop(true);
+      await policies.close();
+      await queue.close();
+      await runtime?.close();
+      await store?.close();
+    };
+    return {
+      ctx,
+      url,
+      listeners: [{ name: "controller", url }],
+      adopted,
+      scanner,
+      events,
+      stop: stopServing,
+      async stopAll() {
+        await scanner?.stop();
+        for (const block of await ctx.store.collection("blocks").find({})) {
+          await ctx.runtime.stopBlockServices(block.id).catch(() => {});
+          for (const i of (block.instances as { instance_id: string }[]) ?? []) {
+            await ctx.runtime.stopInstance(block.id, i.instance_id).catch(() => {});
+          }
+        }
+        for (const v of await ctx.runtime.listVdagControllers()) await ctx.runtime.removeVdagController(v.id);
+        await stopServing();
+      },
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+};
