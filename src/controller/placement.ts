@@ -7,7 +7,7 @@
 import { ApiError } from "../http/errors.ts";
 import type { ControllerContext } from "./context.ts";
 import type { PolicyRef } from "./policies.ts";
-import { policyRefAt } from "./prechecks.ts";
+import { pathValue, policyRefAt } from "./prechecks.ts";
 
 export type PlacementAction = "allocation" | "scale" | "reassignment";
 
@@ -35,8 +35,11 @@ export const healthyNodes = async (ctx: ControllerContext): Promise<string[]> =>
   return nodes.filter((id) => !out.has(id));
 };
 
-const allocatorRef = (block: Record<string, unknown>): PolicyRef | null =>
-  policyRefAt(block, ["policies", "resourceAllocator"]);
+/** The block's allocator rule; an empty URI (as block documents write "none") counts as absent. */
+const allocatorRef = (block: Record<string, unknown>): PolicyRef | null => {
+  const path = ["policies", "resourceAllocator"];
+  return pathValue(block, [...path, "policyRuleURI"]) === "" ? null : policyRefAt(block, path);
+};
 
 const payload = async (
   ctx: ControllerContext,
