@@ -10,7 +10,11 @@ export type BlockServiceUrls = Partial<
 >;
 
 /** The block services that answer `/mgmt`, by the management executor's service names. */
-export const MGMT_SERVICES = { executor: "executor", autoscaler: "autoscaler", health: "health-checker" } as const;
+export const MGMT_SERVICES = {
+  executor: "executor",
+  autoscaler: "autoscaler",
+  health: "health-checker",
+} as const;
 
 export class BlockClient {
   constructor(
@@ -32,7 +36,9 @@ export class BlockClient {
   /** Removes an instance from the mapper: it stops taking traffic at once. A missing one is fine. */
   async removeInstance(id: string): Promise<void> {
     try {
-      await fetchService(this.#target("mapper"), `/instances/${encodeURIComponent(id)}`, { method: "DELETE" });
+      await fetchService(this.#target("mapper"), `/instances/${encodeURIComponent(id)}`, {
+        method: "DELETE",
+      });
     } catch (err) {
       if ((err as { status?: number }).status !== 404) throw err;
     }

@@ -15,7 +15,7 @@ import { ApiError, badRequest, notFound, parseWith } from "../http/errors.ts";
 import type { InstanceStatus, WorkloadTemplate } from "../runtime/types.ts";
 import type { Doc } from "../store/index.ts";
 import type { ControllerContext } from "./context.ts";
-import { type PlacementAction, placeInstance } from "./placement.ts";
+import { type Placement, type PlacementAction, placeInstance } from "./placement.ts";
 
 const JsonObject = z.record(z.string(), z.unknown());
 
@@ -79,34 +79,76 @@ export const blockClient = (block: BlockDoc): BlockClient =>
 
 const newInstanceId = (blockId: string): string => `${blockId}-${randomUUID().slice(0, 8)}`;
 
-/** Starts one instance where the resource allocator says; the runtime's status once it is healthy. */
+/**
+ * Starts `count` instances: placed one after another (each placement sees the cluster as it is), then
+ * started `ctx.startConcurrency` at a time, each handed to `onReady` as soon as it is healthy. Rejects
+ * with the first failure once every start has settled; instances already ready stay.
+ */
+const startInstances = async (
+  ctx: ControllerContext,
+  block: BlockDoc,
+  action: PlacementAction,
+  count: number,
+  onReady: (instance: BlockInstance) => Promise<void>,
+  extra: Record<string, unknown> = {},
+): Promise<BlockInstance[]> => {
+  const placements: Placement[] = [];
+  for (let i = 0; i < count; i++) placements.push(await placeInstance(ctx, block, action, extra));
+  const ready: BlockInstance[] = [];
+  let failure: unknown = null;
+  const start = async (placement: Placement) => {
+    const status: InstanceStatus = await ctx.runtime.startInstance({
+      blockId: block.id,
+      instanceId: newInstanceId(block.id),
+      nodeId: placement.node_id,
+      gpus: placement.gpus,
+      template: block.runtime,
+      initData: block.blockInitData ?? {},
+      initSettings: block.initSettings ?? {},
+      parameters: block.parameters ?? {},
+      controllerUrl: ctx.url,
+    });
+    const instance: BlockInstance = {
+      instance_id: status.instanceId,
+      node_id: placement.node_id,
+      gpus: placement.gpus,
+      url: status.url ?? "",
+      started_at: status.startedAt,
+    };
+    try {
+      if (!status.url)
+        throw new ApiError(503, "instance_unreachable", `instance ${status.instanceId} has no URL`);
+      await onReady(instance);
+      ready.push(instance);
+    } catch (err) {
+      await stopQuietly(ctx, block.id, instance.instance_id);
+      throw err;
+    }
+  };
+  const queue = [...placements];
+  const worker = async () => {
+    for (let next = queue.shift(); next; next = queue.shift()) {
+      try {
+        await start(next);
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(ctx.startConcurrency, count)) }, worker));
+  if (failure !== null) throw failure;
+  return ready;
+};
+
+/** Starts one instance (a replacement) where the resource allocator says. */
 const startInstance = async (
   ctx: ControllerContext,
   block: BlockDoc,
   action: PlacementAction,
   extra: Record<string, unknown> = {},
 ): Promise<BlockInstance> => {
-  const placement = await placeInstance(ctx, block, action, extra);
-  const status: InstanceStatus = await ctx.runtime.startInstance({
-    blockId: block.id,
-    instanceId: newInstanceId(block.id),
-    nodeId: placement.node_id,
-    gpus: placement.gpus,
-    template: block.runtime,
-    initData: block.blockInitData ?? {},
-    initSettings: block.initSettings ?? {},
-    parameters: block.parameters ?? {},
-    controllerUrl: ctx.url,
-  });
-  if (!status.url)
-    throw new ApiError(503, "instance_unreachable", `instance ${status.instanceId} has no URL`);
-  return {
-    instance_id: status.instanceId,
-    node_id: placement.node_id,
-    gpus: placement.gpus,
-    url: status.url,
-    started_at: status.startedAt,
-  };
+  const [instance] = await startInstances(ctx, block, action, 1, async () => {}, extra);
+  return instance!;
 };
 
 const stopQuietly = async (ctx: ControllerContext, blockId: string, instanceId: string) => {
@@ -143,7 +185,9 @@ export const createBlock = async (ctx: ControllerContext, data: unknown): Promis
   }
   const started: BlockInstance[] = [];
   try {
-    for (let i = 0; i < spec.minInstances; i++) started.push(await startInstance(ctx, doc, "allocation"));
+    await startInstances(ctx, doc, "allocation", spec.minInstances, async (i) => {
+      started.push(i);
+    });
     const services = await ctx.runtime.startBlockServices({
       blockId: doc.id,
       block: { ...doc, instances: started },
@@ -190,22 +234,14 @@ export const upscale = async (
       `block ${blockId} already has maxInstances (${block.maxInstances})`,
     );
   }
-  const added: BlockInstance[] = [];
   const metrics = await blockClient(block)
     .metrics()
     .catch(() => null);
-  for (let i = 0; i < Math.min(count, room); i++) {
-    const instance = await startInstance(ctx, block, "scale", { block_metrics: metrics });
-    try {
-      await blockClient(block).addInstance({ id: instance.instance_id, url: instance.url });
-      await blocks(ctx).update(blockId, { $push: { instances: instance } });
-    } catch (err) {
-      await stopQuietly(ctx, blockId, instance.instance_id);
-      throw err;
-    }
-    added.push(instance);
-  }
-  return added;
+  const onReady = async (instance: BlockInstance) => {
+    await blockClient(block).addInstance({ id: instance.instance_id, url: instance.url });
+    await blocks(ctx).update(blockId, { $push: { instances: instance } });
+  };
+  return startInstances(ctx, block, "scale", Math.min(count, room), onReady, { block_metrics: metrics });
 };
 
 /** Takes an instance out of traffic, stops it and forgets it. */

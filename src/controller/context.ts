@@ -23,6 +23,8 @@ export interface ControllerContext {
   registryUrl: string;
   /** Nodes the scanner found unhealthy or an operator cordoned (placement avoids them). */
   unhealthyNodes(): ReadonlySet<string>;
+  /** How many instances start at once when a block is created or scaled up. */
+  startConcurrency: number;
   /** Takes a node out of placement (true) or puts it back (false). */
   cordon(nodeId: string, cordoned: boolean): void;
 }

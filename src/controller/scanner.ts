@@ -163,7 +163,7 @@ export class InfraScanner {
       const listed = (block?.instances as { instance_id: string }[] | undefined)?.some(
         (i) => i.instance_id === event.instanceId,
       );
-      if (!block || block.status !== "running" || !listed) return;
+      if (block?.status !== "running" || !listed) return;
       const result = await removeInstance(this.#ctx, event.blockId, event.instanceId, true);
       this.#record({
         kind: "instance_replaced",

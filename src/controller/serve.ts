@@ -33,6 +33,8 @@ export interface ControllerOptions {
   redisUrl?: string;
   runtime?: Omit<RuntimeConfig, "store" | "runDir" | "controllerUrl">;
   scanIntervalMs?: number;
+  /** How many instances start at once on create or upscale; default 4. */
+  startConcurrency?: number;
   /** Overrides the registry as the source of compiled policies (tests). */
   resolvePolicy?: PolicyResolver;
 }
@@ -115,6 +117,7 @@ export const startController = async (options: ControllerOptions): Promise<Runni
       registryUrl: registry.baseUrl,
       cluster: () => registry.getCluster(options.clusterId),
       clusterMetrics: () => registry.getClusterMetrics(options.clusterId).catch(() => null),
+      startConcurrency: options.startConcurrency ?? 4,
       unhealthyNodes: () => scanner?.unhealthy() ?? new Set(),
       cordon: (nodeId, cordoned) => scanner?.cordon(nodeId, cordoned),
     };

@@ -14,9 +14,9 @@ import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
-import { ServiceClientError } from "./client.ts";
 import { PolicyError } from "../policy/errors.ts";
 import { QueryError, StoreError } from "../store/index.ts";
+import { ServiceClientError } from "./client.ts";
 
 export type ErrorStatus = 400 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 500 | 503;
 
@@ -89,8 +89,13 @@ export const toApiError = (err: unknown): ApiError => {
   if (err instanceof ServiceClientError) {
     // Another service's answer: its refusal passes through; an unreachable or failing service is ours.
     const known: readonly number[] = [400, 403, 404, 409, 413, 415, 422];
-    if (known.includes(err.status)) return new ApiError(err.status as ErrorStatus, err.code, err.message, err.details);
-    return new ApiError(503, err.code === "unreachable" ? "service_unreachable" : "service_failed", err.message);
+    if (known.includes(err.status))
+      return new ApiError(err.status as ErrorStatus, err.code, err.message, err.details);
+    return new ApiError(
+      503,
+      err.code === "unreachable" ? "service_unreachable" : "service_failed",
+      err.message,
+    );
   }
   if (err instanceof HTTPException) {
     const status = err.status;
