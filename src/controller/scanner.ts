@@ -135,6 +135,17 @@ export class InfraScanner {
     }
     this.#states.clear();
     for (const [id, s] of next) this.#states.set(id, s);
+    // Exits the watch may have missed (a restart in between): every exited instance still in a block.
+    for (const i of await ctx.runtime.listInstances()) {
+      if (i.state === "exited" || i.state === "failed") {
+        void this.#onEvent({
+          type: "instance_exited",
+          blockId: i.blockId,
+          instanceId: i.instanceId,
+          exitCode: i.exitCode ?? null,
+        });
+      }
+    }
     for (const id of turnedUnhealthy) {
       try {
         const moved = await evacuateNode(ctx, id);
