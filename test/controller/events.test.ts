@@ -21,16 +21,13 @@ import {
   type ConsumeOptions,
   deadLetterStream,
   type EventQueue,
-  MemoryQueue,
-  openQueue,
   type QueueMessage,
 } from "../../src/queue/index.ts";
 import { RegistryClientError } from "../../src/registry/client.ts";
 import { openStore, type Store } from "../../src/store/index.ts";
 import { compiledBuiltin } from "../support/builtin-policies.ts";
 import { testContext } from "../support/controller-context.ts";
-
-const REDIS_URL = process.env.REDIS_URL?.trim() || undefined;
+import { QUEUE_DRIVERS, REDIS_URL } from "../support/queues.ts";
 
 // The events processor never touches the runtime or node placement.
 
@@ -79,16 +76,7 @@ afterAll(async () => {
   await store?.close();
 });
 
-const drivers = [
-  { name: "in-process", skip: false, open: (): EventQueue => new MemoryQueue() },
-  {
-    name: "redis",
-    skip: REDIS_URL === undefined,
-    open: (): EventQueue => openQueue({ redisUrl: REDIS_URL }),
-  },
-];
-
-for (const driver of drivers) {
+for (const driver of QUEUE_DRIVERS) {
   describe.skipIf(driver.skip)(`events processor: ${driver.name}`, () => {
     let queue: EventQueue;
     let raw: Redis | undefined;

@@ -22,8 +22,7 @@ import {
   queueConfigFrom,
   RedisQueue,
 } from "../../src/queue/index.ts";
-
-const REDIS_URL = process.env.REDIS_URL?.trim() || undefined;
+import { QUEUE_DRIVERS, REDIS_URL } from "../support/queues.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -48,16 +47,7 @@ const gate = () => {
 // Short timings, so redelivery is observable within a test.
 const FAST = { blockMs: 30, claimIdleMs: 200 } as const;
 
-const drivers = [
-  { name: "in-process", skip: false, open: (): EventQueue => new MemoryQueue() },
-  {
-    name: "redis",
-    skip: REDIS_URL === undefined,
-    open: (): EventQueue => openQueue({ redisUrl: REDIS_URL }),
-  },
-];
-
-for (const driver of drivers) {
+for (const driver of QUEUE_DRIVERS) {
   describe.skipIf(driver.skip)(`event queue: ${driver.name}`, () => {
     let queue: EventQueue;
     let raw: Redis | undefined;
