@@ -27,6 +27,8 @@ export const vdagControllers = documentTable("vdag_controllers");
 export const clusterMetrics = documentTable("cluster_metrics");
 /** What the process runtime started (instances, block services, vDAG replicas), so a restart adopts it. */
 export const runtimeProcesses = documentTable("runtime_processes");
+/** The gateway's record of each block it was asked to create: where the creation is, and why it failed. */
+export const blockCreations = documentTable("block_creations");
 /** Block events whose policy failed, kept for the operator (the queue moves on). */
 export const eventFailures = documentTable("event_failures");
 
@@ -52,6 +54,7 @@ export const COLLECTIONS = {
   cluster_metrics: clusterMetrics,
   runtime_processes: runtimeProcesses,
   event_failures: eventFailures,
+  block_creations: blockCreations,
 } as const;
 
 export type CollectionName = keyof typeof COLLECTIONS;
