@@ -93,7 +93,17 @@ const startInstances = async (
   extra: Record<string, unknown> = {},
 ): Promise<BlockInstance[]> => {
   const placements: Placement[] = [];
-  for (let i = 0; i < count; i++) placements.push(await placeInstance(ctx, block, action, extra));
+  for (let i = 0; i < count; i++) {
+    // The allocator sees the placements made before this one as instances of the block (a "spread"
+    // allocator would otherwise put every instance of a batch on the same node).
+    const placed = placements.map((p, n) => ({
+      instance_id: `(placing ${n})`,
+      node_id: p.node_id,
+      gpus: p.gpus,
+    }));
+    const seen = { ...block, instances: [...(block.instances ?? []), ...placed] };
+    placements.push(await placeInstance(ctx, seen, action, extra));
+  }
   const ready: BlockInstance[] = [];
   let failure: unknown = null;
   const start = async (placement: Placement) => {

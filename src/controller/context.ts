@@ -3,10 +3,11 @@
  * records, event failures), the runtime driver, the event queue, the registry (the cluster document,
  * policies) and its policy instances. Built once by `startController`; tests build their own.
  */
+
+import type { PolicySet } from "../policy/set.ts";
 import type { EventQueue } from "../queue/index.ts";
 import type { RuntimeDriver } from "../runtime/types.ts";
 import type { Store } from "../store/index.ts";
-import type { PolicySet } from "./policies.ts";
 
 export interface ControllerContext {
   clusterId: string;

@@ -20,6 +20,7 @@ import { hostname } from "node:os";
 import { ServiceClientError } from "../http/client.ts";
 import { ApiError, parseWith } from "../http/errors.ts";
 import { PolicyError } from "../policy/errors.ts";
+import type { PolicyRef } from "../policy/set.ts";
 import {
   BLOCK_EVENTS_STREAM,
   type BlockEvent,
@@ -31,7 +32,6 @@ import {
 } from "../queue/index.ts";
 import { QueryError, StoreError } from "../store/index.ts";
 import type { ControllerContext } from "./context.ts";
-import type { PolicyRef } from "./policies.ts";
 import { PolicyRefSchema, pathValue } from "./prechecks.ts";
 
 export const EVENTS_GROUP = "controller-events";

@@ -5,8 +5,8 @@
  * without GPUs and a dry run scores 1 when any node is healthy.
  */
 import { ApiError } from "../http/errors.ts";
+import type { PolicyRef } from "../policy/set.ts";
 import type { ControllerContext } from "./context.ts";
-import type { PolicyRef } from "./policies.ts";
 import { pathValue, policyRefAt } from "./prechecks.ts";
 
 export type PlacementAction = "allocation" | "scale" | "reassignment";

@@ -14,8 +14,8 @@
 import { z } from "zod";
 import { ApiError, formatPath } from "../http/errors.ts";
 import { PRE_CHECK_HOOKS, type PreCheckHook } from "../policy/kinds/pre-check.ts";
+import type { PolicyRef } from "../policy/set.ts";
 import type { ControllerContext } from "./context.ts";
-import type { PolicyRef } from "./policies.ts";
 
 /** A policy rule as cluster and block documents write it. */
 export const PolicyRefSchema = z.object({

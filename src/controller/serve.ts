@@ -8,6 +8,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { ServiceClientError } from "../http/client.ts";
 import { displayHost, type Listener } from "../http/listen.ts";
+import { type PolicyResolver, PolicySet } from "../policy/set.ts";
 import { openQueue, queueConfigFrom } from "../queue/index.ts";
 import { RegistryClient } from "../registry/client.ts";
 import { openRuntime, type RuntimeConfig } from "../runtime/index.ts";
@@ -16,7 +17,6 @@ import { openStore, type Store, type StoreConfig } from "../store/index.ts";
 import { createControllerApp } from "./app.ts";
 import type { ControllerContext } from "./context.ts";
 import { EventsProcessor } from "./events.ts";
-import { type PolicyResolver, PolicySet } from "./policies.ts";
 import { InfraScanner } from "./scanner.ts";
 import { StabilityChecker } from "./stability.ts";
 
@@ -125,7 +125,20 @@ export const startController = async (options: ControllerOptions): Promise<Runni
       ctx,
       options.scanIntervalMs === undefined ? {} : { intervalMs: options.scanIntervalMs },
     );
-    const stability = new StabilityChecker(ctx, { nodesData: () => runtime!.probeNodes() });
+    const nodeScanner = scanner;
+    // The scanner's view of the cluster's declared nodes (operator verdicts included), not the bare
+    // probe of this machine: that is what the stability policy judges (cluster-controller.md).
+    const stability = new StabilityChecker(ctx, {
+      nodesData: async () =>
+        (await nodeScanner.nodesStatus()).map((s) => ({
+          nodeId: s.node_id,
+          healthy: s.status === "healthy",
+          ...(s.reason !== null ? { reason: s.reason } : {}),
+          cpu_utilization_percent: s.cpu_utilization_percent,
+          memory: s.memory,
+          disk: s.disk,
+        })),
+    });
     const events = new EventsProcessor(ctx);
     const adopted = await runtime.adopt();
     handler = createControllerApp({ ctx, registry, scanner, stability, events }).fetch;

@@ -10,9 +10,9 @@
  * `policy: null`); no nodes at all is unstable, as with the built-in unhealthy-ratio policy.
  */
 import { ApiError } from "../http/errors.ts";
+import type { PolicyRef } from "../policy/set.ts";
 import type { NodeStatus } from "../runtime/types.ts";
 import type { ControllerContext } from "./context.ts";
-import type { PolicyRef } from "./policies.ts";
 import { pathValue, policyRefAt } from "./prechecks.ts";
 
 /** What the checker needs of a node's status (the runtime's NodeStatus, or a scanner's record). */

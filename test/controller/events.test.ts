@@ -13,10 +13,10 @@ import {
   type EventsProcessor as EventsProcessorType,
   eventRuleId,
 } from "../../src/controller/events.ts";
-import { PolicySet } from "../../src/controller/policies.ts";
 import { ApiError } from "../../src/http/errors.ts";
 import { MemoryContextStore } from "../../src/policy/host.ts";
 import type { CompiledPolicy } from "../../src/policy/runtime.ts";
+import { PolicySet } from "../../src/policy/set.ts";
 import {
   type ConsumeOptions,
   deadLetterStream,

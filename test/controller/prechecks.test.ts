@@ -5,11 +5,11 @@
  * document) refuses the action with 503.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { PolicySet } from "../../src/controller/policies.ts";
 import { preCheckRuleId, runPreCheck } from "../../src/controller/prechecks.ts";
 import { ApiError } from "../../src/http/errors.ts";
 import { PolicyError } from "../../src/policy/errors.ts";
 import { type CompiledPolicy, compilePolicy } from "../../src/policy/runtime.ts";
+import { PolicySet } from "../../src/policy/set.ts";
 import { admitPolicyModule } from "../../src/policy/wasm/admission.ts";
 import { constantPolicy, endlessLoopPolicy } from "../policy/watPolicies.ts";
 import { compiledBuiltin } from "../support/builtin-policies.ts";

@@ -4,11 +4,11 @@
  * failing a check), and management commands forwarded to the policy.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { PolicySet } from "../../src/controller/policies.ts";
 import { type NodeStatusLike, StabilityChecker, toNodesData } from "../../src/controller/stability.ts";
 import { ApiError } from "../../src/http/errors.ts";
 import { PolicyError } from "../../src/policy/errors.ts";
 import { type CompiledPolicy, compilePolicy } from "../../src/policy/runtime.ts";
+import { PolicySet } from "../../src/policy/set.ts";
 import { admitPolicyModule } from "../../src/policy/wasm/admission.ts";
 import type { NodeStatus } from "../../src/runtime/types.ts";
 import { compiledBuiltin } from "../support/builtin-policies.ts";

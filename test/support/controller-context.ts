@@ -3,7 +3,7 @@
  * stand-ins that throw a clear error if touched (so a test cannot silently depend on them).
  */
 import type { ControllerContext } from "../../src/controller/context.ts";
-import type { PolicySet } from "../../src/controller/policies.ts";
+import type { PolicySet } from "../../src/policy/set.ts";
 
 const unused = <T extends object>(name: string): T =>
   new Proxy({} as T, {

@@ -1,12 +1,13 @@
 /**
- * The controller's policy instances, one per rule (a pre-check hook, a block's resource allocator,
- * the stability checker, an event handler), kept across calls so a policy keeps its state as the
- * specification's Python objects do, and re-created when the rule's URI, parameters or settings change.
+ * A service's policy instances, one per rule (a pre-check hook, a block's resource or cluster
+ * allocator, the stability checker, an event handler), kept across calls so a policy keeps its state
+ * as the specification's Python objects do, and re-created when the rule's URI, parameters or
+ * settings change.
  */
 import { ApiError } from "../http/errors.ts";
-import type { PolicyHost } from "../policy/host.ts";
-import type { PolicyKindName } from "../policy/kinds/index.ts";
-import { type CompiledPolicy, instantiatePolicy, type PolicyInstance } from "../policy/runtime.ts";
+import type { PolicyHost } from "./host.ts";
+import type { PolicyKindName } from "./kinds/index.ts";
+import { type CompiledPolicy, instantiatePolicy, type PolicyInstance } from "./runtime.ts";
 
 export type PolicyResolver = (uri: string) => Promise<CompiledPolicy>;
 
