@@ -6,25 +6,23 @@
  */
 import { z } from "zod";
 import { badRequest, parseWith } from "../http/errors.ts";
+import {
+  type PolicyRule,
+  PolicyRuleListSchema,
+  PolicyRuleSchema,
+  PolicyRulesSchema,
+  rulesByName,
+} from "../policy/rules.ts";
 
-const JsonObject = z.record(z.string(), z.unknown());
-
-export const BlockPolicySchema = z.looseObject({
-  policyRuleURI: z.string().default(""),
-  parameters: JsonObject.default({}),
-  settings: JsonObject.default({}),
-});
-export type BlockPolicy = z.infer<typeof BlockPolicySchema>;
-
-const NamedPolicy = BlockPolicySchema.extend({ name: z.string().min(1) });
-const PolicyList = z.array(z.union([z.object({ values: NamedPolicy }), NamedPolicy]));
+export const BlockPolicySchema = PolicyRuleSchema;
+export type BlockPolicy = PolicyRule;
 
 export const BlockDocumentSchema = z.looseObject({
   id: z.string().min(1).optional(),
   minInstances: z.number().int().min(0).optional(),
   maxInstances: z.number().int().min(0).optional(),
-  policies: z.union([z.record(z.string(), BlockPolicySchema), PolicyList]).optional(),
-  policyRulesSpec: PolicyList.optional(),
+  policies: PolicyRulesSchema.optional(),
+  policyRulesSpec: PolicyRuleListSchema.optional(),
 });
 
 /** The block runtime's policies, by the specification's names. */
@@ -40,17 +38,6 @@ export interface BlockConfig {
   /** The document as given: the policies' `block_data`. */
   document: Record<string, unknown>;
 }
-
-const named = (list: z.infer<typeof PolicyList>): Record<string, BlockPolicy> =>
-  Object.fromEntries(
-    list.map((entry) => {
-      const values = ("values" in entry && entry.values !== undefined ? entry.values : entry) as z.infer<
-        typeof NamedPolicy
-      >;
-      const { name, ...policy } = values;
-      return [name, policy];
-    }),
-  );
 
 /**
  * A block specification file (`{"body": {"spec": {"values": {...}}}}`, block-spec-and-allocation.md)
@@ -70,10 +57,7 @@ export const readBlockConfig = (input: unknown, blockId?: string): BlockConfig =
   const id = blockId ?? doc.id;
   if (!id)
     throw badRequest("invalid_input", "block.id: the block document has no id and no block id was given");
-  const policies: Record<string, BlockPolicy> = {
-    ...(Array.isArray(doc.policies) ? named(doc.policies) : (doc.policies ?? {})),
-    ...(doc.policyRulesSpec ? named(doc.policyRulesSpec) : {}),
-  };
+  const policies = { ...rulesByName(doc.policies), ...rulesByName(doc.policyRulesSpec) };
   const chosen: BlockConfig["policies"] = {};
   for (const name of RUNTIME_POLICIES) {
     const p = policies[name];
