@@ -6,11 +6,19 @@
 import { UsageError, type Verb } from "./args.ts";
 import { blockRuntimeVerb } from "./block-runtime.ts";
 import { controllerVerb } from "./controller.ts";
+import { gatewayVerb } from "./gateway.ts";
 import { policyVerb } from "./policy.ts";
 import { registryVerb } from "./registry.ts";
 import { upVerb } from "./up.ts";
 
-export const VERBS: readonly Verb[] = [upVerb, registryVerb, controllerVerb, blockRuntimeVerb, policyVerb];
+export const VERBS: readonly Verb[] = [
+  upVerb,
+  registryVerb,
+  gatewayVerb,
+  controllerVerb,
+  blockRuntimeVerb,
+  policyVerb,
+];
 
 export const usage = (): string =>
   [

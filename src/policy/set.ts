@@ -70,6 +70,13 @@ export class PolicySet {
     return entry ? entry.instance.catch(() => null) : null;
   }
 
+  /** Drops the instance serving `ruleId` (a rule that will not be used again). */
+  async forget(ruleId: string): Promise<void> {
+    const entry = this.#entries.get(ruleId);
+    this.#entries.delete(ruleId);
+    await entry?.instance.then((i) => i.close()).catch(() => {});
+  }
+
   async close(): Promise<void> {
     const entries = [...this.#entries.values()];
     this.#entries.clear();

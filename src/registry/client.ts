@@ -86,6 +86,31 @@ export class RegistryClient {
     return (await res.json()) as Record<string, unknown>;
   }
 
+  /** `POST /clusters/query {"query", "options"}`: cluster documents matching a MongoDB filter. */
+  async queryClusters(query: Record<string, unknown>, options?: unknown): Promise<Record<string, unknown>[]> {
+    const res = await this.#fetch("/clusters/query", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(options === undefined ? { query } : { query, options }),
+    });
+    return (await res.json()) as Record<string, unknown>[];
+  }
+
+  /** `POST /cluster/query {"query"}`: global cluster metrics documents matching a MongoDB filter. */
+  async queryClusterMetrics(query: Record<string, unknown>): Promise<Record<string, unknown>[]> {
+    const res = await this.#fetch("/cluster/query", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ query }),
+    });
+    return ((await res.json()) as { data?: Record<string, unknown>[] }).data ?? [];
+  }
+
+  /** `GET /components/{uri}`: a component document. */
+  async getComponent(uri: string): Promise<Record<string, unknown>> {
+    return (await (await this.#fetch(`/components/${encodeURIComponent(uri)}`)).json()) as Record<string, unknown>;
+  }
+
   /** `PATCH /clusters/{id}` with a MongoDB update document; the updated cluster. */
   async updateCluster(id: string, update: Record<string, unknown>): Promise<Record<string, unknown>> {
     const res = await this.#fetch(`/clusters/${encodeURIComponent(id)}`, {
