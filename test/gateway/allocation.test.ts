@@ -1,0 +1,252 @@
+/**
+ * The allocation flow end to end: one registry, real cluster controllers with different GPU
+ * inventories (their instances real processes), a cluster whose controller never answers its dry run,
+ * one whose pre-check refuses the block, one the filter leaves out; `POST /api/createBlock` must put
+ * the block on the best cluster that takes it, and record every step.
+ */
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { type RunningServers, startRegistry } from "../../src/cli/serve.ts";
+import { type RunningController, startController } from "../../src/controller/serve.ts";
+import { type RunningGateway, startGateway } from "../../src/gateway/serve.ts";
+import { InferenceProxy } from "../../src/gen/inference_pb.ts";
+import { installBuiltinPolicies } from "../../src/policy/builtins.ts";
+import { PolicyStore } from "../../src/policy/store.ts";
+import { textPacket } from "../support/sentiment.ts";
+
+setDefaultTimeout(120_000);
+
+const COMPONENT = "model.sentiment:1.0.0";
+const gpuNode = (id: string, gpus: number) => ({
+  id,
+  gpus: {
+    count: gpus,
+    memory: gpus * 16384,
+    gpus: Array.from({ length: gpus }, () => ({ modelName: "NVIDIA A100", memory: 16384 })),
+  },
+  vcpus: { count: 16 },
+  memory: 65536,
+});
+/** Cluster id -> GPUs on its one node, reputation (the filter keeps > 50). */
+const CLUSTERS = { big: [3, 90], small: [1, 90], refusing: [4, 90], outcast: [4, 10] } as const;
+
+const post = async (url: string, body: unknown, method = "POST") => {
+  const res = await fetch(url, {
+    method,
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  // biome-ignore lint/suspicious/noExplicitAny: answers are checked field by field
+  return { status: res.status, body: (await res.json()) as any };
+};
+
+const spec = (blockId: string, extra: Record<string, unknown> = {}) => ({
+  head: { templateUri: "Parser/V1", parameters: {} },
+  body: {
+    spec: {
+      values: {
+        blockId,
+        blockComponentURI: COMPONENT,
+        minInstances: 1,
+        maxInstances: 4,
+        policyRulesSpec: [
+          {
+            values: {
+              name: "clusterAllocator",
+              policyRuleURI: "policy.clusterAllocator.highest-score:v0.0.1",
+              parameters: {
+                filter: {
+                  clusterQuery: {
+                    logicalOperator: "AND",
+                    conditions: [{ variable: "reputation", operator: ">", value: "50" }],
+                  },
+                },
+              },
+              settings: { max_candidates: 5 },
+            },
+          },
+        ],
+        ...extra,
+      },
+    },
+  },
+});
+
+describe("POST /api/createBlock across clusters", () => {
+  const work = mkdtempSync(join(tmpdir(), "aios-gateway-"));
+  let registry: RunningServers;
+  let registryUrl: string;
+  const controllers = new Map<string, RunningController>();
+  let hung: ReturnType<typeof Bun.serve>;
+  let gateway: RunningGateway;
+
+  beforeAll(async () => {
+    registry = await startRegistry({ host: "127.0.0.1", port: 0, metricsPort: 0 });
+    registryUrl = registry.listeners[0]!.url;
+    await installBuiltinPolicies(new PolicyStore(registry.store));
+    expect(
+      (
+        await post(`${registryUrl}/components`, {
+          componentURI: COMPONENT,
+          componentParameters: { min_confidence: 0 },
+          runtime: { command: ["bun", "examples/sentiment/instance.ts"] },
+          policies: {
+            loadBalancer: { policyRuleURI: "policy.loadBalancer.roundrobin:v0.0.1" },
+            resourceAllocator: {
+              policyRuleURI: "policy.resourceAllocator.gpu-free-memory:v0.0.1",
+              parameters: { gpus: 1, gpu_memory_per_instance: 16000 },
+            },
+          },
+        })
+      ).status,
+    ).toBe(201);
+    for (const [id, [gpus, reputation]] of Object.entries(CLUSTERS)) {
+      const config =
+        id === "refusing"
+          ? {
+              preCheckPolicies: {
+                add_block: {
+                  policyRuleURI: "policy.preCheck.instance-quota:v0.0.1",
+                  parameters: { max_instances: 1 },
+                },
+              },
+            }
+          : {};
+      await post(`${registryUrl}/clusters`, {
+        id,
+        status: "live",
+        reputation,
+        nodes: { count: 1, nodeData: [gpuNode(`${id}-node`, gpus)] },
+        config,
+      });
+      controllers.set(
+        id,
+        await startController({
+          clusterId: id,
+          port: 0,
+          registryUrl,
+          runDir: join(work, id),
+          scanIntervalMs: 60_000,
+        }),
+      );
+    }
+    // A cluster whose controller accepts connections and never answers.
+    hung = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Promise<Response>(() => {}) });
+    await post(`${registryUrl}/clusters`, {
+      id: "hung",
+      status: "live",
+      reputation: 95,
+      nodes: { count: 1, nodeData: [gpuNode("hung-node", 8)] },
+      config: { urlMap: { controllerService: `http://127.0.0.1:${hung.port}` } },
+    });
+    gateway = await startGateway({ port: 0, registryUrl, store: {}, dryRunTimeoutMs: 1500 });
+  });
+
+  afterAll(async () => {
+    await gateway?.stop();
+    for (const c of controllers.values()) await c.stopAll().catch(() => {});
+    await hung?.stop(true);
+    await registry?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test("the best cluster that takes the block gets it; every step is recorded", async () => {
+    const { status, body } = await post(`${gateway.url}/api/createBlock`, spec("sent-a"));
+    expect(status).toBe(201);
+    // refusing scores 1.0 (4 GPUs for 4 instances) but its pre-check refuses; big (3 of 4) is next.
+    expect(body).toMatchObject({ id: "sent-a", status: "running", cluster_id: "big" });
+    const steps = body.steps as { step: string; ok: boolean; detail: Record<string, unknown> }[];
+    const step = (name: string) => steps.filter((s) => s.step === name);
+    expect([...(step("filter")[0]?.detail.clusters as string[])].sort()).toEqual([
+      "big",
+      "hung",
+      "refusing",
+      "small",
+    ]);
+    const dry = step("dry_run")[0]?.detail as Record<string, { score?: number; error?: string }>;
+    expect(dry.refusing?.score).toBe(1);
+    expect(dry.big?.score).toBe(0.75);
+    expect(dry.small?.score).toBe(0.25);
+    expect(dry.hung?.error).toContain("no dry-run answer within 1500 ms");
+    expect(step("post_dry_run")[0]?.detail).toMatchObject({ cluster_id: "refusing" });
+    const allocations = step("allocation");
+    expect(allocations.map((a) => [a.detail.cluster_id, a.ok])).toEqual([
+      ["refusing", false],
+      ["big", true],
+    ]);
+    expect(String(allocations[0]?.detail.error)).toContain("add_block");
+
+    // The block runs on big, placed on its GPU node, and classifies.
+    const onBig = await (await fetch(`${controllers.get("big")!.url}/blocks/sent-a`)).json();
+    expect(onBig).toMatchObject({ status: "running", minInstances: 1, maxInstances: 4 });
+    expect(onBig.instances[0]).toMatchObject({ node_id: "big-node", gpus: ["0"] });
+    const client = createClient(InferenceProxy, createGrpcTransport({ baseUrl: onBig.services.urls.grpc }));
+    const res = await client.infer({ rpcData: textPacket("a wonderful, great film", "s-1") });
+    expect(JSON.parse(res.result)).toMatchObject({ label: "positive", gpus: ["0"] });
+    expect((await fetch(`${controllers.get("refusing")!.url}/blocks/sent-a`)).status).toBe(404);
+    expect(
+      (await post(`${gateway.url}/api/blocks/sent-a`, undefined, "GET").catch(() => null)) ?? null,
+    ).toBeDefined();
+  });
+
+  test("the record is readable, listed, and removal stops the block on its cluster", async () => {
+    const record = await (await fetch(`${gateway.url}/api/blocks/sent-a`)).json();
+    expect(record).toMatchObject({ status: "running", cluster_id: "big" });
+    const listed = (await (await fetch(`${gateway.url}/api/blocks?status=running`)).json()) as {
+      id: string;
+    }[];
+    expect(listed.map((b) => b.id)).toContain("sent-a");
+    const removed = await fetch(`${gateway.url}/api/blocks/sent-a`, { method: "DELETE" });
+    expect(removed.status).toBe(200);
+    expect(((await removed.json()) as { status: string }).status).toBe("removed");
+    expect((await fetch(`${controllers.get("big")!.url}/blocks/sent-a`)).status).toBe(404);
+  });
+
+  test("no cluster can take it: the creation fails with why, recorded", async () => {
+    const { status, body } = await post(
+      `${gateway.url}/api/createBlock`,
+      spec("too-big", {
+        policyRulesSpec: [
+          {
+            values: {
+              name: "clusterAllocator",
+              policyRuleURI: "policy.clusterAllocator.highest-score:v0.0.1",
+              parameters: {
+                filter: {
+                  clusterQuery: {
+                    logicalOperator: "AND",
+                    conditions: [{ variable: "reputation", operator: ">", value: "99" }],
+                  },
+                },
+              },
+            },
+          },
+        ],
+      }),
+    );
+    expect(status).toBe(409);
+    expect(body.error.code).toBe("no_candidate_cluster");
+    const record = await (await fetch(`${gateway.url}/api/blocks/too-big`)).json();
+    expect(record).toMatchObject({ status: "failed", error: { code: "no_candidate_cluster" } });
+  });
+
+  test("bad input: a 4xx naming what is wrong, nothing recorded", async () => {
+    const bad = await post(`${gateway.url}/api/createBlock`, spec("x", { maxInstances: 0 }));
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toContain("body.spec.values.maxInstances");
+    const unknown = await post(
+      `${gateway.url}/api/createBlock`,
+      spec("y", { blockComponentURI: "model.none:1.0" }),
+    );
+    expect(unknown.status).toBe(422);
+    expect(unknown.body.error.message).toContain("blockComponentURI");
+    const notJson = await fetch(`${gateway.url}/api/createBlock`, { method: "POST", body: "{oops" });
+    expect(notJson.status).toBe(400);
+    expect((await fetch(`${gateway.url}/api/blocks/x`)).status).toBe(404);
+    expect((await fetch(`${gateway.url}/api/blocks/y`)).status).toBe(404);
+  });
+});
