@@ -13,7 +13,7 @@ import { openQueue, queueConfigFrom } from "../queue/index.ts";
 import { RegistryClient } from "../registry/client.ts";
 import { openRuntime, type RuntimeConfig } from "../runtime/index.ts";
 import type { AdoptReport, RuntimeDriver } from "../runtime/types.ts";
-import { openStore, type Store, type StoreConfig } from "../store/index.ts";
+import { isOpenStore, openStore, type Store, type StoreConfig } from "../store/index.ts";
 import { createControllerApp } from "./app.ts";
 import type { ControllerContext } from "./context.ts";
 import { EventsProcessor } from "./events.ts";
@@ -27,7 +27,8 @@ export interface ControllerOptions {
   host?: string;
   port?: number;
   registryUrl: string;
-  store?: StoreConfig;
+  /** The blocks' and runtime records' store: a config (opened and closed here) or an open store (shared). */
+  store?: StoreConfig | Store;
   /** Where the process runtime keeps logs; default `<dataDir>/runtime`, else `.data/runtime`. */
   runDir?: string;
   redisUrl?: string;
@@ -79,6 +80,7 @@ const registerCluster = async (registry: RegistryClient, clusterId: string, url:
 };
 
 export const startController = async (options: ControllerOptions): Promise<RunningController> => {
+  const ownStore = !isOpenStore(options.store);
   const host = options.host ?? "127.0.0.1";
   let handler: (req: Request) => Response | Promise<Response> = () =>
     Response.json(
@@ -96,14 +98,15 @@ export const startController = async (options: ControllerOptions): Promise<Runni
   const cleanup = async () => {
     await server.stop(true);
     await runtime?.close().catch(() => {});
-    await store?.close().catch(() => {});
+    if (ownStore) await store?.close().catch(() => {});
   };
   try {
     const registry = new RegistryClient(options.registryUrl);
     await registerCluster(registry, options.clusterId, url);
-    store = await openStore(options.store ?? {});
+    store = isOpenStore(options.store) ? options.store : await openStore(options.store ?? {});
     const queue = openQueue(options.redisUrl ? { redisUrl: options.redisUrl } : queueConfigFrom());
-    const runDir = options.runDir ?? join(options.store?.dataDir ?? ".data", "runtime");
+    const dataDir = isOpenStore(options.store) ? undefined : options.store?.dataDir;
+    const runDir = options.runDir ?? join(dataDir ?? ".data", "runtime");
     runtime = await openRuntime({ ...options.runtime, store, runDir, controllerUrl: url });
     const policies = new PolicySet(options.resolvePolicy ?? ((uri) => registry.compiledPolicy(uri)));
     let scanner: InfraScanner | null = null;
@@ -151,7 +154,7 @@ export const startController = async (options: ControllerOptions): Promise<Runni
       await policies.close();
       await queue.close();
       await runtime?.close();
-      await store?.close();
+      if (ownStore) await store?.close();
     };
     return {
       ctx,

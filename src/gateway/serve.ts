@@ -2,7 +2,7 @@
 import { displayHost, type Listener } from "../http/listen.ts";
 import { type PolicyResolver, PolicySet } from "../policy/set.ts";
 import { RegistryClient } from "../registry/client.ts";
-import { openStore, type Store, type StoreConfig } from "../store/index.ts";
+import { isOpenStore, openStore, type Store, type StoreConfig } from "../store/index.ts";
 import { createGatewayApp } from "./app.ts";
 
 export const GATEWAY_PORT = 8080;
@@ -24,12 +24,9 @@ export interface RunningGateway {
   stop(): Promise<void>;
 }
 
-const isStore = (s: Store | StoreConfig | undefined): s is Store =>
-  s !== undefined && typeof (s as Store).collection === "function";
-
 export const startGateway = async (options: GatewayOptions): Promise<RunningGateway> => {
-  const ownStore = !isStore(options.store);
-  const store = isStore(options.store) ? options.store : await openStore(options.store ?? {});
+  const ownStore = !isOpenStore(options.store);
+  const store = isOpenStore(options.store) ? options.store : await openStore(options.store ?? {});
   const registry = new RegistryClient(options.registryUrl);
   const policies = new PolicySet(options.resolvePolicy ?? ((uri) => registry.compiledPolicy(uri)));
   const host = options.host ?? "127.0.0.1";

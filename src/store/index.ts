@@ -40,6 +40,10 @@ export const storeConfigFrom = (flags: { dataDir?: string }, env = process.env):
   databaseUrl: env.DATABASE_URL || undefined,
 });
 
+/** Whether a service was handed an open store (shared) rather than the configuration to open one. */
+export const isOpenStore = (s: StoreConfig | Store | undefined): s is Store =>
+  s !== undefined && typeof (s as Store).collection === "function";
+
 export const openStore = async (config: StoreConfig = {}): Promise<Store> => {
   const driver = config.databaseUrl
     ? await openPostgres(config.databaseUrl, config.settings)
