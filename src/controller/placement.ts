@@ -4,6 +4,7 @@
  * and its GPUs, or to score a dry run. Without a policy, instances go to the first healthy node
  * without GPUs and a dry run scores 1 when any node is healthy.
  */
+import { createHash } from "node:crypto";
 import { ApiError } from "../http/errors.ts";
 import type { PolicyRef } from "../policy/set.ts";
 import type { ControllerContext } from "./context.ts";
@@ -34,6 +35,13 @@ export const healthyNodes = async (ctx: ControllerContext): Promise<string[]> =>
   const out = ctx.unhealthyNodes();
   return nodes.filter((id) => !out.has(id));
 };
+
+/** A short stable key of a rule's configuration. */
+const ruleKey = (ref: PolicyRef): string =>
+  createHash("sha1")
+    .update(JSON.stringify([ref.policyRuleURI, ref.parameters ?? {}, ref.settings ?? {}]))
+    .digest("hex")
+    .slice(0, 16);
 
 /** The block's allocator rule; an empty URI (as block documents write "none") counts as absent. */
 const allocatorRef = (block: Record<string, unknown>): PolicyRef | null => {
@@ -86,7 +94,9 @@ export const dryRun = async (
       ? { score: 0, node_info: null }
       : { score: 1, node_info: { node_id: node, gpus: [] } };
   }
-  const policy = await ctx.policies.get(`allocator:${String(block.id)}`, ref, "resourceAllocator");
+  // Dry runs are for blocks this cluster may never run: their instances are keyed by the rule's
+  // configuration, not by block, so every gateway's dry runs share a handful of instances.
+  const policy = await ctx.policies.get(`allocator-dry-run:${ruleKey(ref)}`, ref, "resourceAllocator");
   const out = await policy.eval<{ selection_score_data: DryRunScore }>(input);
   return out.selection_score_data;
 };
