@@ -14,7 +14,7 @@ import { z } from "zod";
 import { onError, onNotFound, readJson, readJsonWith } from "../http/errors.ts";
 import type { RegistryClient } from "../registry/client.ts";
 import { executeAction } from "./actions.ts";
-import { getBlock } from "./blocks.ts";
+import { findBlocks, getBlock } from "./blocks.ts";
 import { addNode, removeNode, updateCluster } from "./cluster.ts";
 import type { ControllerContext } from "./context.ts";
 import { acceptEvent, type EventsProcessor } from "./events.ts";
@@ -68,11 +68,11 @@ export const createControllerApp = ({
     c.json(await updateCluster(ctx, registry, await readJson(c.req.raw))),
   );
 
-  app.get("/blocks", async (c) => c.json(await blocks.find({})));
+  app.get("/blocks", async (c) => c.json(await findBlocks(ctx)));
   app.get("/blocks/:id", async (c) => c.json(await getBlock(ctx, c.req.param("id"))));
   app.post("/blocks/query", async (c) => {
     const { query, options } = await readJsonWith(c.req.raw, QueryBody);
-    return c.json(await blocks.find(query, options));
+    return c.json(await findBlocks(ctx, query, options));
   });
   app.put("/block/update/:id", async (c) => {
     const id = c.req.param("id");

@@ -68,9 +68,15 @@ export type BlockDoc = Doc & {
 
 const blocks = (ctx: ControllerContext) => ctx.store.collection("blocks");
 
+/** This cluster's blocks matching `filter` (controllers may share one database). */
+export const findBlocks = (ctx: ControllerContext, filter: Record<string, unknown> = {}, options?: unknown) =>
+  blocks(ctx).find({ $and: [{ cluster_id: ctx.clusterId }, filter] }, options) as Promise<BlockDoc[]>;
+
 export const getBlock = async (ctx: ControllerContext, id: string): Promise<BlockDoc> => {
   const doc = await blocks(ctx).get(id);
-  if (!doc) throw notFound(`cluster ${ctx.clusterId} has no block '${id}'`);
+  // Controllers may share one database: another cluster's block is not this one's.
+  if (!doc || doc.cluster_id !== ctx.clusterId)
+    throw notFound(`cluster ${ctx.clusterId} has no block '${id}'`);
   return doc as BlockDoc;
 };
 

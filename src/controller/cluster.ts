@@ -8,7 +8,7 @@ import { z } from "zod";
 import { ApiError, notFound, parseWith } from "../http/errors.ts";
 import type { RegistryClient } from "../registry/client.ts";
 import { NodeSchema, UpdateSchema } from "../registry/schemas.ts";
-import { removeInstance } from "./blocks.ts";
+import { findBlocks, removeInstance } from "./blocks.ts";
 import type { ControllerContext } from "./context.ts";
 import { runPreCheck } from "./prechecks.ts";
 
@@ -33,7 +33,7 @@ export const addNode = async (ctx: ControllerContext, registry: RegistryClient, 
 /** Moves every instance placed on `nodeId` elsewhere (fresh placements); the instances moved. */
 export const evacuateNode = async (ctx: ControllerContext, nodeId: string): Promise<string[]> => {
   const moved: string[] = [];
-  const blocks = await ctx.store.collection("blocks").find({ "instances.node_id": nodeId });
+  const blocks = await findBlocks(ctx, { "instances.node_id": nodeId });
   for (const block of blocks) {
     const instances = (block.instances as { instance_id: string; node_id: string }[]) ?? [];
     for (const i of instances.filter((x) => x.node_id === nodeId)) {

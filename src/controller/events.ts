@@ -22,9 +22,9 @@ import { ApiError, parseWith } from "../http/errors.ts";
 import { PolicyError } from "../policy/errors.ts";
 import type { PolicyRef } from "../policy/set.ts";
 import {
-  BLOCK_EVENTS_STREAM,
   type BlockEvent,
   BlockEventSchema,
+  blockEventsStream,
   CONSUME_DEFAULTS,
   type ConsumeOptions,
   type Consumer,
@@ -46,7 +46,7 @@ export const acceptEvent = async (
   options: { stream?: string } = {},
 ): Promise<{ id: string }> => {
   const event = parseWith(BlockEventSchema, body);
-  const id = await ctx.queue.publish(options.stream ?? BLOCK_EVENTS_STREAM, event);
+  const id = await ctx.queue.publish(options.stream ?? blockEventsStream(ctx.clusterId), event);
   return { id };
 };
 
@@ -96,7 +96,7 @@ export interface EventFailureDoc {
 export interface EventsProcessorOptions {
   /** This processor's consumer name in the group (default: controller-<cluster>-<host>-<pid>). */
   consumer?: string;
-  /** The stream consumed (default BLOCK_EVENTS_STREAM; tests use their own). */
+  /** The stream consumed (default the cluster's, `aios:block-events:<cluster>`; tests use their own). */
   stream?: string;
   /** Processed events kept for `recent()` (default 100). */
   recentLimit?: number;
@@ -146,7 +146,7 @@ export class EventsProcessor {
 
   constructor(ctx: ControllerContext, options: EventsProcessorOptions = {}) {
     this.#ctx = ctx;
-    this.stream = options.stream ?? BLOCK_EVENTS_STREAM;
+    this.stream = options.stream ?? blockEventsStream(ctx.clusterId);
     this.consumerName = options.consumer ?? `controller-${ctx.clusterId}-${hostname()}-${process.pid}`;
     this.#recentLimit = Math.max(1, options.recentLimit ?? 100);
     this.#consumeOptions = options.consume ?? {};

@@ -15,6 +15,7 @@ import { openRuntime, type RuntimeConfig } from "../runtime/index.ts";
 import type { AdoptReport, RuntimeDriver } from "../runtime/types.ts";
 import { isOpenStore, openStore, type Store, type StoreConfig } from "../store/index.ts";
 import { createControllerApp } from "./app.ts";
+import { findBlocks } from "./blocks.ts";
 import type { ControllerContext } from "./context.ts";
 import { EventsProcessor } from "./events.ts";
 import { InfraScanner } from "./scanner.ts";
@@ -107,7 +108,13 @@ export const startController = async (options: ControllerOptions): Promise<Runni
     const queue = openQueue(options.redisUrl ? { redisUrl: options.redisUrl } : queueConfigFrom());
     const dataDir = isOpenStore(options.store) ? undefined : options.store?.dataDir;
     const runDir = options.runDir ?? join(dataDir ?? ".data", "runtime");
-    runtime = await openRuntime({ ...options.runtime, store, runDir, controllerUrl: url });
+    runtime = await openRuntime({
+      ...options.runtime,
+      store,
+      runDir,
+      controllerUrl: url,
+      scope: options.clusterId,
+    });
     const policies = new PolicySet(options.resolvePolicy ?? ((uri) => registry.compiledPolicy(uri)));
     let scanner: InfraScanner | null = null;
     const ctx: ControllerContext = {
@@ -166,7 +173,7 @@ export const startController = async (options: ControllerOptions): Promise<Runni
       stop: stopServing,
       async stopAll() {
         await scanner?.stop();
-        for (const block of await ctx.store.collection("blocks").find({})) {
+        for (const block of await findBlocks(ctx)) {
           await ctx.runtime.stopBlockServices(block.id).catch(() => {});
           for (const i of (block.instances as { instance_id: string }[]) ?? []) {
             await ctx.runtime.stopInstance(block.id, i.instance_id).catch(() => {});

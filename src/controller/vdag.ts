@@ -9,6 +9,7 @@
  */
 import { z } from "zod";
 import { ApiError, badRequest, notFound, parseWith } from "../http/errors.ts";
+import { ScopedCollection } from "../store/scoped.ts";
 import type { ControllerContext } from "./context.ts";
 import { runPreCheck } from "./prechecks.ts";
 
@@ -42,7 +43,8 @@ export const VDAG_ACTIONS = [
 
 export const vdagAction = async (ctx: ControllerContext, body: unknown): Promise<unknown> => {
   const { action, payload } = parseWith(Body, body);
-  const docs = ctx.store.collection("vdag_controllers");
+  // vDAG controller ids are a cluster's own: scoped, so controllers sharing a database never collide.
+  const docs = new ScopedCollection(ctx.store.collection("vdag_controllers"), ctx.clusterId);
   switch (action) {
     case "create_controller": {
       const spec = parseWith(Create, await runPreCheck(ctx, "add_vdag_controller", payload ?? {}), [

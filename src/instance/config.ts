@@ -8,7 +8,9 @@
  * - `AIOS_PARAMETERS`: a JSON object, the initial parameters `parameter_update` merges into (default `{}`).
  * - `AIOS_INSTANCE_PORT`: the port to listen on, 0 to 65535 (default 0: any free port).
  * - `CUDA_VISIBLE_DEVICES`: the GPU ids assigned, comma separated (`0,2` -> `["0", "2"]`), as `ctx.gpus`.
- * - `REDIS_URL`: where `BlockEvents` pushes events (the cluster's Redis, stream `aios:block-events`).
+ * - `REDIS_URL`: where `BlockEvents` pushes events (the cluster's Redis, stream
+ *   `aios:block-events:<AIOS_CLUSTER_ID>`).
+ * - `AIOS_CLUSTER_ID`: the cluster the instance runs in (set by the runtime).
  * - `AIOS_CONTROLLER_URL`: the cluster controller, where `BlockEvents` posts events when `REDIS_URL` is unset.
  *
  * An empty variable counts as unset. A malformed value is a ConfigError whose message names the variable,

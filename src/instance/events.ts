@@ -3,13 +3,13 @@
  * instance pushes a named event with a JSON object, and the cluster controller's block events processor
  * later runs the policy the block registered for that name. The instance does not wait for the policy.
  *
- * Transport, from the environment: with `REDIS_URL`, the event is appended to the stream
- * `aios:block-events` (the processor's queue); otherwise it is posted to `${AIOS_CONTROLLER_URL}/events`,
+ * Transport, from the environment: with `REDIS_URL`, the event is appended to the cluster's stream
+ * `aios:block-events:<AIOS_CLUSTER_ID>` (the processor's queue); otherwise it is posted to `${AIOS_CONTROLLER_URL}/events`,
  * which answers 2xx (202 `{"id"}`) once the controller has queued it. The body is the `BlockEvent` either way.
  */
 import {
-  BLOCK_EVENTS_STREAM,
   type BlockEvent,
+  blockEventsStream,
   EVENT_DATA_MAX_BYTES,
   EVENT_NAME_MAX_LENGTH,
   type EventQueue,
@@ -70,6 +70,8 @@ export class BlockEvents {
   readonly #controllerUrl: string | undefined;
   readonly #fetch: FetchLike;
   readonly #timeoutMs: number;
+  /** `AIOS_CLUSTER_ID`: which cluster's event stream to use with Redis. */
+  readonly #clusterId: string | undefined;
   #queue: EventQueue | undefined;
   #closed = false;
 
@@ -94,6 +96,7 @@ export class BlockEvents {
       );
     }
     this.#controllerUrl = controller?.replace(/\/+$/, "");
+    this.#clusterId = envValue(env, "AIOS_CLUSTER_ID");
   }
 
   /**
@@ -115,7 +118,7 @@ export class BlockEvents {
     }
     if (this.#redisUrl !== undefined) {
       this.#queue ??= openQueue({ redisUrl: this.#redisUrl });
-      return this.#queue.publish(BLOCK_EVENTS_STREAM, event);
+      return this.#queue.publish(blockEventsStream(this.#clusterId), event);
     }
     if (this.#controllerUrl !== undefined) return this.#post(event, this.#controllerUrl);
     throw new Error(

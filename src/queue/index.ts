@@ -61,6 +61,13 @@ export const openQueue = ({ redisUrl }: QueueConfig = {}): EventQueue =>
 /** The stream instances push block events to and the cluster controller's events processor consumes. */
 export const BLOCK_EVENTS_STREAM = "aios:block-events";
 
+/**
+ * The block events stream of one cluster (`aios:block-events:<cluster>`), so the controllers sharing a
+ * Redis each consume only their own blocks' events; the bare stream when the cluster is unknown.
+ */
+export const blockEventsStream = (clusterId?: string): string =>
+  clusterId ? `${BLOCK_EVENTS_STREAM}:${clusterId}` : BLOCK_EVENTS_STREAM;
+
 export const EVENT_NAME_MAX_LENGTH = 200;
 /** Bytes of `event_data` as JSON (UTF-8). */
 export const EVENT_DATA_MAX_BYTES = 64 * 1024;

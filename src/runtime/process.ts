@@ -27,7 +27,8 @@ import { constants, hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import type { Doc, Store } from "../store/index.ts";
+import type { Doc, DocumentCollection, Store } from "../store/index.ts";
+import { ScopedCollection } from "../store/scoped.ts";
 import { LocalNodeProbe } from "./local-node.ts";
 import { fileSize, isAlive, PortPicker, procStartTicks, signalGroup, tailLines } from "./os-process.ts";
 import type {
@@ -70,6 +71,11 @@ export interface ProcessDriverOptions {
   nvidiaSmi?: string;
   /** argv before the block-runtime flags; default `bun run <src/cli/main.ts> block-runtime`. */
   blockRuntimeCommand?: string[];
+  /**
+   * Whose records these are (the cluster id): drivers of several controllers over one database see,
+   * adopt and clean only their own. Unset: every record is this driver's.
+   */
+  scope?: string;
 }
 
 /** A workload that did not become ready: it was killed; the log says why. */
@@ -254,6 +260,7 @@ export class ProcessDriver implements RuntimeDriver {
   readonly nodeId: string;
   readonly runDir: string;
   readonly #store: Store;
+  readonly #scope: string | undefined;
   readonly #options: ProcessDriverOptions;
   readonly #ports = new PortPicker();
   readonly #tracked = new Map<string, Tracked>();
@@ -269,6 +276,7 @@ export class ProcessDriver implements RuntimeDriver {
   constructor(options: ProcessDriverOptions) {
     this.#options = options;
     this.#store = options.store;
+    this.#scope = options.scope;
     this.runDir = resolve(options.runDir);
     this.nodeId = options.nodeId ?? hostname();
     mkdirSync(join(this.runDir, "logs"), { recursive: true });
@@ -293,8 +301,13 @@ export class ProcessDriver implements RuntimeDriver {
     }
   }
 
-  get #records() {
-    return this.#store.collection(COLLECTION);
+  /** This driver's records: scoped (to its cluster) when several controllers share one database. */
+  get #records(): Pick<
+    DocumentCollection,
+    "get" | "find" | "insert" | "upsert" | "update" | "updateMany" | "delete"
+  > {
+    const all = this.#store.collection(COLLECTION);
+    return this.#scope ? new ScopedCollection(all, this.#scope) : all;
   }
 
   // ---------------------------------------------------------------- instances
@@ -324,6 +337,7 @@ export class ProcessDriver implements RuntimeDriver {
             ...json("AIOS_PARAMETERS", spec.parameters),
             CUDA_VISIBLE_DEVICES: spec.gpus.join(","),
             ...(controllerUrl ? { AIOS_CONTROLLER_URL: controllerUrl } : {}),
+            ...(this.#scope ? { AIOS_CLUSTER_ID: this.#scope } : {}),
             ...(spec.redisUrl ? { REDIS_URL: spec.redisUrl } : {}),
           },
           url,
