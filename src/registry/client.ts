@@ -108,7 +108,10 @@ export class RegistryClient {
 
   /** `GET /components/{uri}`: a component document. */
   async getComponent(uri: string): Promise<Record<string, unknown>> {
-    return (await (await this.#fetch(`/components/${encodeURIComponent(uri)}`)).json()) as Record<string, unknown>;
+    return (await (await this.#fetch(`/components/${encodeURIComponent(uri)}`)).json()) as Record<
+      string,
+      unknown
+    >;
   }
 
   /** `PATCH /clusters/{id}` with a MongoDB update document; the updated cluster. */

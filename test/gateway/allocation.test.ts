@@ -161,7 +161,7 @@ describe("POST /api/createBlock across clusters", () => {
     expect(body).toMatchObject({ id: "sent-a", status: "running", cluster_id: "big" });
     const steps = body.steps as { step: string; ok: boolean; detail: Record<string, unknown> }[];
     const step = (name: string) => steps.filter((s) => s.step === name);
-    expect([...(step("filter")[0]?.detail.clusters as string[])].sort()).toEqual([
+    expect([...((step("filter")[0]?.detail.clusters as string[] | undefined) ?? [])].sort()).toEqual([
       "big",
       "hung",
       "refusing",
