@@ -7,7 +7,7 @@ import { type InstanceRef, readInstanceList } from "../block/mapper.ts";
 import { BLOCK_PORTS, type BlockPortName, startBlockRuntime } from "../block/serve.ts";
 import { ApiError } from "../http/errors.ts";
 import { type FlagValue, parseFlags, parsePort, stringFlag, UsageError, type Verb } from "./args.ts";
-import { announce, watchSignals } from "./serve.ts";
+import { serveService } from "./serve.ts";
 
 const PORT_FLAGS: Record<BlockPortName, string> = {
   grpc: "port",
@@ -106,28 +106,23 @@ health-checker); stops on SIGINT or SIGTERM.
       stringFlag(values.registry) ?? process.env.AIOS_REGISTRY_URL ?? "http://127.0.0.1:3000";
     const clusterId = stringFlag(values["cluster-id"]);
     const instancesUrl = stringFlag(values["instances-url"]);
-    const signals = watchSignals();
-    let running: Awaited<ReturnType<typeof startBlockRuntime>>;
-    try {
-      running = await startBlockRuntime({
-        blockId,
-        block,
-        host: stringFlag(values.host) ?? "127.0.0.1",
-        ports,
-        instances: parseInstances(values.instance),
-        registryUrl,
-        ...(instancesUrl ? { instancesUrl } : {}),
-        ...(controllerUrl ? { controllerUrl } : {}),
-        ...(clusterId ? { clusterId } : {}),
-      });
-    } catch (err) {
-      if (err instanceof ApiError) throw new UsageError(err.message);
-      throw err;
-    }
-    if (signals.received === undefined) announce(running.listeners);
-    const signal = await signals.next;
-    console.error(`aios block-runtime: ${signal} received, stopping`);
-    await running.stop();
-    return 0;
+    return serveService("block-runtime", async () => {
+      try {
+        return await startBlockRuntime({
+          blockId,
+          block,
+          host: stringFlag(values.host) ?? "127.0.0.1",
+          ports,
+          instances: parseInstances(values.instance),
+          registryUrl,
+          ...(instancesUrl ? { instancesUrl } : {}),
+          ...(controllerUrl ? { controllerUrl } : {}),
+          ...(clusterId ? { clusterId } : {}),
+        });
+      } catch (err) {
+        if (err instanceof ApiError) throw new UsageError(err.message);
+        throw err;
+      }
+    });
   },
 };

@@ -3,7 +3,7 @@ import { CONTROLLER_PORT, startController } from "../controller/serve.ts";
 import { ServiceClientError } from "../http/client.ts";
 import { storeConfigFrom } from "../store/index.ts";
 import { parseFlags, parsePort, stringFlag, UsageError, type Verb } from "./args.ts";
-import { announce, watchSignals } from "./serve.ts";
+import { serveService } from "./serve.ts";
 
 const flags = {
   "cluster-id": { type: "string" },
@@ -45,30 +45,34 @@ REDIS_URL selects Redis Streams for block events; without it the queue is in-pro
     if (!clusterId) throw new UsageError("--cluster-id is required");
     const dataDir = stringFlag(values["data-dir"]);
     const runDir = stringFlag(values["run-dir"]);
-    const signals = watchSignals();
-    let running: Awaited<ReturnType<typeof startController>>;
-    try {
-      running = await startController({
-        clusterId,
-        host: stringFlag(values.host) ?? "127.0.0.1",
-        port: parsePort(values.port, "--port", CONTROLLER_PORT),
-        registryUrl: stringFlag(values.registry) ?? process.env.AIOS_REGISTRY_URL ?? "http://127.0.0.1:3000",
-        store: storeConfigFrom(dataDir ? { dataDir } : {}),
-        ...(runDir ? { runDir } : {}),
-      });
-    } catch (err) {
-      if (err instanceof ServiceClientError) throw new Error(`${err.message}`);
-      throw err;
-    }
-    if (running.adopted.adopted.length + running.adopted.cleaned.length > 0) {
-      console.error(
-        `aios controller: adopted ${running.adopted.adopted.length} running workloads, cleaned ${running.adopted.cleaned.length}`,
-      );
-    }
-    if (signals.received === undefined) announce(running.listeners);
-    const signal = await signals.next;
-    console.error(`aios controller: ${signal} received, stopping (workloads keep running)`);
-    await running.stop();
-    return 0;
+    return serveService(
+      "controller",
+      async () => {
+        let running: Awaited<ReturnType<typeof startController>>;
+        try {
+          running = await startController({
+            clusterId,
+            host: stringFlag(values.host) ?? "127.0.0.1",
+            port: parsePort(values.port, "--port", CONTROLLER_PORT),
+            registryUrl:
+              stringFlag(values.registry) ?? process.env.AIOS_REGISTRY_URL ?? "http://127.0.0.1:3000",
+            store: storeConfigFrom(dataDir ? { dataDir } : {}),
+            ...(runDir ? { runDir } : {}),
+          });
+        } catch (err) {
+          // The registry's own words (unreachable, refused) without the client's class name.
+          if (err instanceof ServiceClientError) throw new Error(err.message);
+          throw err;
+        }
+        const { adopted, cleaned } = running.adopted;
+        if (adopted.length + cleaned.length > 0) {
+          console.error(
+            `aios controller: adopted ${adopted.length} running workloads, cleaned ${cleaned.length}`,
+          );
+        }
+        return running;
+      },
+      "stopping (workloads keep running)",
+    );
   },
 };

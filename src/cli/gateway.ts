@@ -2,7 +2,7 @@
 import { GATEWAY_PORT, startGateway } from "../gateway/serve.ts";
 import { storeConfigFrom } from "../store/index.ts";
 import { parseFlags, parsePort, stringFlag, type Verb } from "./args.ts";
-import { announce, watchSignals } from "./serve.ts";
+import { serveService } from "./serve.ts";
 
 const flags = {
   registry: { type: "string" },
@@ -33,17 +33,13 @@ Prints "listening gateway <url>" once ready; stops on SIGINT or SIGTERM.
       return 0;
     }
     const dataDir = stringFlag(values["data-dir"]);
-    const signals = watchSignals();
-    const running = await startGateway({
-      host: stringFlag(values.host) ?? "127.0.0.1",
-      port: parsePort(values.port, "--port", GATEWAY_PORT),
-      registryUrl: stringFlag(values.registry) ?? process.env.AIOS_REGISTRY_URL ?? "http://127.0.0.1:3000",
-      store: storeConfigFrom(dataDir ? { dataDir } : {}),
-    });
-    if (signals.received === undefined) announce(running.listeners);
-    const signal = await signals.next;
-    console.error(`aios gateway: ${signal} received, stopping`);
-    await running.stop();
-    return 0;
+    return serveService("gateway", () =>
+      startGateway({
+        host: stringFlag(values.host) ?? "127.0.0.1",
+        port: parsePort(values.port, "--port", GATEWAY_PORT),
+        registryUrl: stringFlag(values.registry) ?? process.env.AIOS_REGISTRY_URL ?? "http://127.0.0.1:3000",
+        store: storeConfigFrom(dataDir ? { dataDir } : {}),
+      }),
+    );
   },
 };

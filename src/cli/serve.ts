@@ -101,26 +101,40 @@ export const watchSignals = (): SignalWatch => {
  * Starts the registry, runs `ready` (e.g. seeding), prints the listening lines, serves until
  * SIGINT/SIGTERM; the exit status.
  */
-export const serveUntilSignal = async (
+export const serveUntilSignal = (
   options: RegistryServerOptions,
   ready?: (running: RunningServers) => Promise<void>,
+): Promise<number> =>
+  serveService("registry", async () => {
+    const running = await startRegistry(options);
+    try {
+      await ready?.(running);
+    } catch (err) {
+      await running.stop();
+      throw err;
+    }
+    return running;
+  });
+
+/**
+ * The life of a server verb: starts it (a SIGINT/SIGTERM meanwhile is kept), prints its listening
+ * lines, serves until a signal, stops it; the exit status.
+ */
+export const serveService = async (
+  verb: string,
+  start: () => Promise<{ listeners: readonly Listener[]; stop(): Promise<void> }>,
+  stopping = "stopping",
 ): Promise<number> => {
   const signals = watchSignals();
-  const running = await startRegistry(options);
-  try {
-    await ready?.(running);
-  } catch (err) {
-    await running.stop();
-    throw err;
-  }
+  const running = await start();
   if (signals.received === undefined) announce(running.listeners);
   const signal = await signals.next;
-  console.error(`aios: ${signal} received, stopping`);
+  console.error(`aios ${verb}: ${signal} received, ${stopping}`);
   try {
     await running.stop();
     return 0;
   } catch (err) {
-    console.error("aios: error while stopping:", err);
+    console.error(`aios ${verb}: error while stopping:`, err);
     return 1;
   }
 };
