@@ -327,7 +327,9 @@ describe("ProcessDriver (real processes)", () => {
       }) });
       process.on("SIGTERM", () => process.exit(0));`,
     );
-    // The controller's own configuration must not reach its workloads.
+    // The controller's own configuration must not reach its workloads. The suite's own DATABASE_URL
+    // is put back afterwards: later test files read it.
+    const databaseUrl = process.env.DATABASE_URL;
     process.env.AIOS_LEAK = "x";
     process.env.DATABASE_URL = "postgres://controller-only";
     const spec = {
@@ -348,7 +350,8 @@ describe("ProcessDriver (real processes)", () => {
       ]);
     } finally {
       delete process.env.AIOS_LEAK;
-      delete process.env.DATABASE_URL;
+      if (databaseUrl === undefined) delete process.env.DATABASE_URL;
+      else process.env.DATABASE_URL = databaseUrl;
     }
     const before = await driver.listVdagControllers();
     const one = await driver.applyVdagController({ ...spec, replicas: 1 });
