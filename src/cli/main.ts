@@ -3,6 +3,7 @@
  * The `aios` command: `bun run src/cli/main.ts <verb> [flags]`. One module per verb; each answers
  * `--help`. A mistake on the command line prints the usage on stderr and exits with status 2.
  */
+import { allocatorVerb } from "./allocator.ts";
 import { UsageError, type Verb } from "./args.ts";
 import { blockRuntimeVerb } from "./block-runtime.ts";
 import { controllerVerb } from "./controller.ts";
@@ -16,6 +17,7 @@ export const VERBS: readonly Verb[] = [
   registryVerb,
   gatewayVerb,
   controllerVerb,
+  allocatorVerb,
   blockRuntimeVerb,
   policyVerb,
 ];

@@ -9,7 +9,7 @@ import { compileFilter, isPlainObject, render } from "./mongo/filter.ts";
 import { applyProjection, parseOptions, projectionSql, sortSql } from "./mongo/options.ts";
 import { ident, SqlParams } from "./mongo/sql.ts";
 import { compileUpdate, type UpdateOptions } from "./mongo/update.ts";
-import type { CollectionName } from "./schema.ts";
+import { type CollectionName, SEARCH_CONFIG, SEARCHABLE_COLLECTIONS } from "./schema.ts";
 
 export type Doc = Record<string, unknown> & { id: string };
 
@@ -96,6 +96,48 @@ export class DocumentCollection {
   async get(id: string): Promise<Doc | null> {
     const rows = await this.run<{ doc: Doc }>(`SELECT doc FROM ${this.table} WHERE id = $1`, [id]);
     return rows[0]?.doc ?? null;
+  }
+
+  /**
+   * The documents with these ids that match `filter` (all when none), in the order of `ids`, at most
+   * `limit` of them; ids without a document are left out. One statement however many ids (a `$in` of
+   * thousands of ids would be a jsonpath as long).
+   */
+  async getMany(ids: readonly string[], options: { filter?: unknown; limit?: number } = {}): Promise<Doc[]> {
+    if (ids.length === 0) return [];
+    const p = new SqlParams();
+    const list = p.param(ids, "text[]");
+    const where = render(compileFilter(options.filter), `${this.table}.doc`, p);
+    let text = `SELECT ${this.table}.doc FROM unnest(${list}) WITH ORDINALITY AS wanted(id, n)
+      JOIN ${this.table} ON ${this.table}.id = wanted.id WHERE ${where} ORDER BY wanted.n`;
+    if (options.limit) text += ` LIMIT ${p.param(options.limit, "int")}`;
+    const rows = await this.run<{ doc: Doc }>(text, p.values);
+    return rows.map((r) => r.doc);
+  }
+
+  /**
+   * Full-text search over the string values of the documents (collections with a `search_vector`):
+   * the documents containing any word of `text`, best first by `ts_rank` (ties by id). Words are
+   * stemmed and stop words dropped as for the stored vectors, so "GPUs serving vision models" finds
+   * "gpu", "serve", "vision", "model"; the more of them a document holds, the higher it ranks.
+   */
+  async search(
+    text: string,
+    options: { limit?: number; filter?: unknown } = {},
+  ): Promise<{ doc: Doc; rank: number }[]> {
+    if (!SEARCHABLE_COLLECTIONS.includes(this.name)) {
+      throw new Error(`collection ${this.name} has no search vector`);
+    }
+    const p = new SqlParams();
+    const config = `'${SEARCH_CONFIG}'::regconfig`;
+    // plainto_tsquery ANDs the words; a similarity search wants any of them, ranked by how many match.
+    const query = `(SELECT replace(plainto_tsquery(${config}, ${p.param(text, "text")})::text, ' & ', ' | ')::tsquery AS q) AS s`;
+    const where = render(compileFilter(options.filter), `${this.table}.doc`, p);
+    let sql = `SELECT doc, ts_rank(search_vector, s.q, 1)::float8 AS rank FROM ${this.table}, ${query}
+      WHERE search_vector @@ s.q AND ${where} ORDER BY rank DESC, id`;
+    if (options.limit) sql += ` LIMIT ${p.param(options.limit, "int")}`;
+    const rows = await this.run<{ doc: Doc; rank: number | string }>(sql, p.values);
+    return rows.map((r) => ({ doc: r.doc, rank: Number(r.rank) }));
   }
 
   /** Documents matching a MongoDB filter, with sort/limit/skip/projection options. */

@@ -6,20 +6,46 @@
 import { sql } from "drizzle-orm";
 import { customType, index, integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
 
+const documentColumns = () => ({
+  id: text("id").primaryKey(),
+  doc: jsonb("doc").notNull(),
+  version: integer("version").notNull().default(1),
+  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+});
+
 const documentTable = <N extends string>(name: N) =>
+  pgTable(name, documentColumns(), (t) => [
+    index(`${name}_doc_gin`).using("gin", sql`${t.doc} jsonb_path_ops`),
+  ]);
+
+const tsvector = customType<{ data: string }>({ dataType: () => "tsvector" });
+
+/** The text search configuration of `search_vector` (queries must name the same one to use the index). */
+export const SEARCH_CONFIG = "english";
+
+/**
+ * A document table with full-text search: `search_vector` holds the words of every string value of the
+ * document (keys and numbers left out), kept by PostgreSQL itself, so a search ranks rows without
+ * re-parsing their documents; its GIN index finds the rows that contain a word.
+ */
+const searchableDocumentTable = <N extends string>(name: N) =>
   pgTable(
     name,
     {
-      id: text("id").primaryKey(),
-      doc: jsonb("doc").notNull(),
-      version: integer("version").notNull().default(1),
-      createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
-      updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+      ...documentColumns(),
+      searchVector: tsvector("search_vector")
+        .notNull()
+        .generatedAlwaysAs(sql.raw(`to_tsvector('${SEARCH_CONFIG}'::regconfig, doc)`)),
     },
-    (t) => [index(`${name}_doc_gin`).using("gin", sql`${t.doc} jsonb_path_ops`)],
+    (t) => [
+      index(`${name}_doc_gin`).using("gin", sql`${t.doc} jsonb_path_ops`),
+      index(`${name}_search_gin`).using("gin", t.searchVector),
+    ],
   );
 
-export const clusters = documentTable("clusters");
+/** Cluster documents are searched by similarity (the resource allocator's `search`). */
+export const clusters = searchableDocumentTable("clusters");
 export const components = documentTable("components");
 export const blocks = documentTable("blocks");
 export const policies = documentTable("policies");
@@ -59,3 +85,6 @@ export const COLLECTIONS = {
 
 export type CollectionName = keyof typeof COLLECTIONS;
 export const COLLECTION_NAMES = Object.keys(COLLECTIONS) as CollectionName[];
+
+/** The collections with a `search_vector` column (DocumentCollection.search). */
+export const SEARCHABLE_COLLECTIONS: readonly CollectionName[] = ["clusters"];

@@ -1,0 +1,2 @@
+ALTER TABLE "clusters" ADD COLUMN "search_vector" "tsvector" GENERATED ALWAYS AS (to_tsvector('english'::regconfig, doc)) STORED NOT NULL;--> statement-breakpoint
+CREATE INDEX "clusters_search_gin" ON "clusters" USING gin ("search_vector");
