@@ -7,7 +7,7 @@ import { installBuiltinPolicies } from "../policy/builtins.ts";
 import { PolicyStore } from "../policy/store.ts";
 import { storeConfigFrom } from "../store/index.ts";
 import { parseFlags, parsePort, stringFlag, UsageError, type Verb } from "./args.ts";
-import { announce, watchSignals } from "./serve.ts";
+import { serveService } from "./serve.ts";
 
 const flags = {
   port: { type: "string" },
@@ -57,29 +57,26 @@ SIGTERM.
     const workers = count(stringFlag(values.workers), "--workers", 0, 64);
     const maxCandidates = count(stringFlag(values["max-candidates"]), "--max-candidates", 1, 9_999);
     const dataDir = stringFlag(values["data-dir"]);
-    const signals = watchSignals();
-    const running = await startAllocator({
-      host: stringFlag(values.host) ?? "127.0.0.1",
-      port,
-      store: storeConfigFrom({ dataDir }),
-      ...(workers === undefined ? {} : { workers }),
-      ...(maxCandidates === undefined ? {} : { limits: { maxCandidates } }),
-    });
-    try {
-      if (values["builtin-policies"] === true) {
-        const report = await installBuiltinPolicies(new PolicyStore(running.store));
-        console.error(
-          `aios allocator: built-in policies: ${report.installed.length} installed, ${report.unchanged.length} already stored`,
-        );
+    return serveService("allocator", async () => {
+      const running = await startAllocator({
+        host: stringFlag(values.host) ?? "127.0.0.1",
+        port,
+        store: storeConfigFrom({ dataDir }),
+        ...(workers === undefined ? {} : { workers }),
+        ...(maxCandidates === undefined ? {} : { limits: { maxCandidates } }),
+      });
+      try {
+        if (values["builtin-policies"] === true) {
+          const report = await installBuiltinPolicies(new PolicyStore(running.store));
+          console.error(
+            `aios allocator: built-in policies: ${report.installed.length} installed, ${report.unchanged.length} already stored`,
+          );
+        }
+      } catch (err) {
+        await running.stop();
+        throw err;
       }
-    } catch (err) {
-      await running.stop();
-      throw err;
-    }
-    if (signals.received === undefined) announce(running.listeners);
-    const signal = await signals.next;
-    console.error(`aios allocator: ${signal} received, stopping`);
-    await running.stop();
-    return 0;
+      return running;
+    });
   },
 };
