@@ -1,26 +1,40 @@
 /**
- * The allocation flow end to end: one registry, real cluster controllers with different GPU
- * inventories (their instances real processes), a cluster whose controller never answers its dry run,
+ * The allocation flow end to end: one registry, real cluster controller processes with different GPU
+ * inventories (their instances real processes too), a cluster whose controller never answers its dry run,
  * one whose pre-check refuses the block, one the filter leaves out; `POST /api/createBlock` must put
  * the block on the best cluster that takes it, and record every step.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { type RunningServers, startRegistry } from "../../src/cli/serve.ts";
-import { type RunningController, startController } from "../../src/controller/serve.ts";
 import { type RunningGateway, startGateway } from "../../src/gateway/serve.ts";
 import { InferenceProxy } from "../../src/gen/inference_pb.ts";
 import { installBuiltinPolicies } from "../../src/policy/builtins.ts";
 import { PolicyStore } from "../../src/policy/store.ts";
+import { RegistryClient } from "../../src/registry/client.ts";
+import { BUILTIN_POLICIES } from "../../wasm-policies/catalog.ts";
+import { Processes } from "../support/processes.ts";
 import { textPacket } from "../support/sentiment.ts";
 
 setDefaultTimeout(120_000);
 
 const COMPONENT = "model.sentiment:1.0.0";
+
+/** The sample's policy URIs, each served by a built-in of the same kind. */
+const SAMPLE_POLICIES: Record<string, string> = {
+  "policy.clusterAllocator.yolo-cluster-selector:v1": "highest-score",
+  "policy.resourceAllocator.yolo-gpu-scheduler:v0.0.1-beta": "gpu-free-memory",
+  "policy.autoscaler.gpu-based-autoscaler:v0.0.01": "target-tracking",
+};
+
+/** block-spec-and-allocation.md, "Sample block specification", verbatim. */
+const SAMPLE_SPEC = JSON.parse(
+  readFileSync(new URL("./sample-block-spec.json", import.meta.url), "utf8"),
+) as Record<string, unknown>;
 const gpuNode = (id: string, gpus: number) => ({
   id,
   gpus: {
@@ -80,7 +94,19 @@ describe("POST /api/createBlock across clusters", () => {
   const work = mkdtempSync(join(tmpdir(), "aios-gateway-"));
   let registry: RunningServers;
   let registryUrl: string;
-  const controllers = new Map<string, RunningController>();
+  /** Cluster id -> its controller's URL: each one a real `aios controller` process. */
+  const controllers = new Map<string, { url: string }>();
+  const procs = new Processes();
+  const startControllerProcess = async (id: string) => {
+    const child = procs.bun(`controller-${id}`, [
+      "run",
+      "src/cli/main.ts",
+      "controller",
+      ...["--cluster-id", id, "--registry", registryUrl, "--port", "0", "--run-dir", join(work, id)],
+    ]);
+    const { controller } = await child.listening(["controller"], 60_000);
+    return { url: controller! };
+  };
   let hung: ReturnType<typeof Bun.serve>;
   let gateway: RunningGateway;
 
@@ -123,17 +149,34 @@ describe("POST /api/createBlock across clusters", () => {
         nodes: { count: 1, nodeData: [gpuNode(`${id}-node`, gpus)] },
         config,
       });
-      controllers.set(
-        id,
-        await startController({
-          clusterId: id,
-          port: 0,
-          registryUrl,
-          runDir: join(work, id),
-          scanIntervalMs: 60_000,
-        }),
-      );
+      controllers.set(id, await startControllerProcess(id));
     }
+    // The specification's sample (block-spec-and-allocation.md) as written: its component, its policies
+    // (built-ins stored under the sample's URIs) and a cluster its filter matches.
+    const client = new RegistryClient(registryUrl);
+    for (const [uri, name] of Object.entries(SAMPLE_POLICIES)) {
+      const entry = BUILTIN_POLICIES.find((p) => p.name === name)!;
+      await client.uploadPolicy(uri, new Uint8Array(readFileSync(entry.file)), { kind: entry.kind });
+    }
+    await post(`${registryUrl}/components`, {
+      componentURI: "model.object-detector:2.0.0-stable",
+      runtime: { command: ["bun", "examples/sentiment/instance.ts"] },
+    });
+    await post(`${registryUrl}/clusters`, {
+      id: "dma",
+      status: "live",
+      reputation: 40, // below the other tests' filter
+      gpus: { count: 8, memory: 8 * 16384 },
+      clusterMetadata: { vendor: "dma-bangalore" },
+      nodes: { count: 2, nodeData: [gpuNode("dma-n1", 4), gpuNode("dma-n2", 4)] },
+    });
+    await post(
+      `${registryUrl}/cluster/dma`,
+      { cluster: { vcpu: { load_15m: 2.5 }, gpu: { totalFreeMem: 120000 } } },
+      "PUT",
+    );
+    controllers.set("dma", await startControllerProcess("dma"));
+
     // A cluster whose controller accepts connections and never answers.
     hung = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Promise<Response>(() => {}) });
     await post(`${registryUrl}/clusters`, {
@@ -148,7 +191,13 @@ describe("POST /api/createBlock across clusters", () => {
 
   afterAll(async () => {
     await gateway?.stop();
-    for (const c of controllers.values()) await c.stopAll().catch(() => {});
+    // Controllers leave their workloads running when stopped: remove every block first.
+    for (const c of controllers.values()) {
+      const blocks = (await (await fetch(`${c.url}/blocks`)).json().catch(() => [])) as { id: string }[];
+      for (const b of blocks)
+        await post(`${c.url}/executeAction`, { action: "remove_block", data: { block_id: b.id } });
+    }
+    await procs.stopAll();
     await hung?.stop(true);
     await registry?.stop();
     rmSync(work, { recursive: true, force: true });
@@ -191,6 +240,25 @@ describe("POST /api/createBlock across clusters", () => {
     expect(
       (await post(`${gateway.url}/api/blocks/sent-a`, undefined, "GET").catch(() => null)) ?? null,
     ).toBeDefined();
+  });
+
+  test("the specification's sample block specification, as written, runs", async () => {
+    const { status, body } = await post(`${gateway.url}/api/createBlock`, SAMPLE_SPEC);
+    expect([status, body.status, body.cluster_id]).toEqual([201, "running", "dma"]);
+    const onDma = await (await fetch(`${controllers.get("dma")!.url}/blocks/detector-yolo-88`)).json();
+    expect(onDma).toMatchObject({
+      minInstances: 1,
+      maxInstances: 5,
+      initSettings: { batch_size: 4, timeout_ms: 1000 },
+    });
+    expect(onDma.policies.loadBalancer).toMatchObject({ parameters: { cache_sessions: true } });
+    expect(onDma.instances[0].gpus).toHaveLength(1);
+    const client = createClient(InferenceProxy, createGrpcTransport({ baseUrl: onDma.services.urls.grpc }));
+    const res = await client.infer({ rpcData: textPacket("a dull and boring film", "s-2") });
+    expect(JSON.parse(res.result)).toMatchObject({ label: "negative" });
+    expect((await fetch(`${gateway.url}/api/blocks/detector-yolo-88`, { method: "DELETE" })).status).toBe(
+      200,
+    );
   });
 
   test("the record is readable, listed, and removal stops the block on its cluster", async () => {
