@@ -7,7 +7,9 @@
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { ServiceClientError } from "../http/client.ts";
+import { listenDualProtocol, type StreamHook } from "../http/dual-protocol.ts";
 import { displayHost, type Listener } from "../http/listen.ts";
+import { nodeHandler } from "../http/node-adapter.ts";
 import { type PolicyResolver, PolicySet } from "../policy/set.ts";
 import { openQueue, queueConfigFrom } from "../queue/index.ts";
 import { RegistryClient } from "../registry/client.ts";
@@ -18,6 +20,7 @@ import { createControllerApp } from "./app.ts";
 import { findBlocks } from "./blocks.ts";
 import type { ControllerContext } from "./context.ts";
 import { EventsProcessor } from "./events.ts";
+import { closeGrpcSessions, grpcProxy } from "./gateway.ts";
 import { InfraScanner } from "./scanner.ts";
 import { StabilityChecker } from "./stability.ts";
 
@@ -88,16 +91,19 @@ export const startController = async (options: ControllerOptions): Promise<Runni
       { error: { code: "starting", message: "the controller is starting", details: null } },
       { status: 503 },
     );
-  const server = Bun.serve({
-    hostname: host,
-    port: options.port ?? CONTROLLER_PORT,
-    fetch: (req) => handler(req),
-  });
+  // One port for the API (HTTP/1.1 and HTTP/2) and plain gRPC to blocks through the public gateway.
+  let hook: StreamHook = () => false;
+  const server = await listenDualProtocol(
+    nodeHandler((req) => handler(req)),
+    options.port ?? CONTROLLER_PORT,
+    host,
+    (stream, headers) => hook(stream, headers),
+  );
   const url = `http://${displayHost(host)}:${server.port}`;
   let store: Store | null = null;
   let runtime: RuntimeDriver | null = null;
   const cleanup = async () => {
-    await server.stop(true);
+    await server.close();
     await runtime?.close().catch(() => {});
     if (ownStore) await store?.close().catch(() => {});
   };
@@ -152,12 +158,14 @@ export const startController = async (options: ControllerOptions): Promise<Runni
     const events = new EventsProcessor(ctx);
     const adopted = await runtime.adopt();
     handler = createControllerApp({ ctx, registry, scanner, stability, events }).fetch;
+    hook = grpcProxy(ctx);
     scanner.start();
     events.start();
     const stopServing = async () => {
       await scanner?.stop();
       await events.stop();
-      await server.stop(true);
+      await server.close();
+      closeGrpcSessions();
       await policies.close();
       await queue.close();
       await runtime?.close();

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClient } from "@connectrpc/connect";
+import { Code, type ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { type RunningServers, startRegistry } from "../../src/cli/serve.ts";
 import { type RunningGateway, startGateway } from "../../src/gateway/serve.ts";
@@ -237,6 +237,17 @@ describe("POST /api/createBlock across clusters", () => {
     const res = await client.infer({ rpcData: textPacket("a wonderful, great film", "s-1") });
     expect(JSON.parse(res.result)).toMatchObject({ label: "positive", gpus: ["0"] });
     expect((await fetch(`${controllers.get("refusing")!.url}/blocks/sent-a`)).status).toBe(404);
+    // Plain gRPC through the cluster's public gateway (/block/{id}/rpc), relayed stream to stream.
+    const big = controllers.get("big")!.url;
+    const viaGateway = createClient(
+      InferenceProxy,
+      createGrpcTransport({ baseUrl: `${big}/block/sent-a/rpc` }),
+    );
+    const relayed = await viaGateway.infer({ rpcData: textPacket("a wonderful, great film", "s-g") });
+    expect(JSON.parse(relayed.result)).toMatchObject({ label: "positive" });
+    const nowhere = createClient(InferenceProxy, createGrpcTransport({ baseUrl: `${big}/block/nope/rpc` }));
+    const missing = await nowhere.infer({ rpcData: textPacket("x", "s-n") }).catch((e: ConnectError) => e);
+    expect((missing as ConnectError).code).toBe(Code.NotFound);
     expect(
       (await post(`${gateway.url}/api/blocks/sent-a`, undefined, "GET").catch(() => null)) ?? null,
     ).toBeDefined();
