@@ -6,36 +6,7 @@ import { canonicalJson } from "../../src/allocator/evaluate.ts";
 import { OrderedPipeline } from "../../src/allocator/pipeline.ts";
 import { type ProtocolLimits, parseRequest } from "../../src/allocator/protocol.ts";
 import { ApiError, toApiError } from "../../src/http/errors.ts";
-
-/** The specification's example payload (resource-allocator.md, "Python websocket example"). */
-const SPEC_SAMPLE = {
-  adhoc: true,
-  policy_rule_uri: "",
-  clusters: [],
-  inputs: {},
-  filter: {},
-  search: {},
-  parameters: {},
-  settings: {},
-};
-
-/** The block specification's cluster filter (block-spec-and-allocation.md, sample spec). */
-const SPEC_FILTER = {
-  clusterMetricsQuery: {
-    logicalOperator: "AND",
-    conditions: [
-      { variable: "cluster.vcpu.load_15m", operator: "<", value: "10" },
-      { variable: "cluster.gpu.totalFreeMem", operator: ">", value: "9000" },
-    ],
-  },
-  clusterQuery: {
-    logicalOperator: "AND",
-    conditions: [
-      { variable: "gpus.count", operator: ">", value: "5" },
-      { variable: "clusterMetadata.vendor", operator: "==", value: "dma-bangalore" },
-    ],
-  },
-};
+import { SPEC_FILTER, ALLOCATOR_SAMPLE_PAYLOAD as SPEC_SAMPLE } from "../support/spec-samples.ts";
 
 const URI = "policy.allocator.most-free-gpu:v0.0.1";
 const ok = (overrides: Record<string, unknown>) =>

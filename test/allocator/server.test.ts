@@ -11,6 +11,7 @@ import { type RunningAllocator, startAllocator } from "../../src/allocator/serve
 import { installBuiltinPolicies } from "../../src/policy/builtins.ts";
 import { PolicyStore } from "../../src/policy/store.ts";
 import { conditionsToFilter, type Doc, openStore, type Store } from "../../src/store/index.ts";
+import { SPEC_FILTER, ALLOCATOR_SAMPLE_PAYLOAD as SPEC_SAMPLE } from "../support/spec-samples.ts";
 import { STORE_CONFIGS } from "../support/stores.ts";
 import { AllocatorClient, type GeneratedCluster, generateCluster } from "./fixtures.ts";
 import { echoPolicy, failingAllocatorPolicy, hostCallPolicy, slowPolicy, uploadWat } from "./policies.ts";
@@ -24,36 +25,6 @@ const SLOW = "test.allocator.slow:v1";
 const NOT_ALLOCATOR = "test.allocator.wrong-kind:v1";
 /** About a second and a half of spinning (the fuel budget is raised to allow it). */
 const SLOW_ITERATIONS = 1_000_000_000;
-
-/** The specification's example payload (resource-allocator.md, "Python websocket example"). */
-const SPEC_SAMPLE = {
-  adhoc: true,
-  policy_rule_uri: "",
-  clusters: [],
-  inputs: {},
-  filter: {},
-  search: {},
-  parameters: {},
-  settings: {},
-};
-
-/** The block specification's cluster filter (block-spec-and-allocation.md, sample spec). */
-const SPEC_FILTER = {
-  clusterMetricsQuery: {
-    logicalOperator: "AND",
-    conditions: [
-      { variable: "cluster.vcpu.load_15m", operator: "<", value: "10" },
-      { variable: "cluster.gpu.totalFreeMem", operator: ">", value: "9000" },
-    ],
-  },
-  clusterQuery: {
-    logicalOperator: "AND",
-    conditions: [
-      { variable: "gpus.count", operator: ">", value: "5" },
-      { variable: "clusterMetadata.vendor", operator: "==", value: "dma-bangalore" },
-    ],
-  },
-};
 
 const gpu = (memory: number) => ({ modelName: "NVIDIA A100", memory });
 

@@ -19,6 +19,7 @@ import { RegistryClient } from "../../src/registry/client.ts";
 import { BUILTIN_POLICIES } from "../../wasm-policies/catalog.ts";
 import { Processes } from "../support/processes.ts";
 import { textPacket } from "../support/sentiment.ts";
+import { SAMPLE_BLOCK_SPEC } from "../support/spec-samples.ts";
 
 setDefaultTimeout(120_000);
 
@@ -32,9 +33,7 @@ const SAMPLE_POLICIES: Record<string, string> = {
 };
 
 /** block-spec-and-allocation.md, "Sample block specification", verbatim. */
-const SAMPLE_SPEC = JSON.parse(
-  readFileSync(new URL("./sample-block-spec.json", import.meta.url), "utf8"),
-) as Record<string, unknown>;
+const SAMPLE_SPEC = SAMPLE_BLOCK_SPEC;
 const gpuNode = (id: string, gpus: number) => ({
   id,
   gpus: {

@@ -8,27 +8,10 @@
 import { describe, expect, test } from "bun:test";
 import { Query } from "mingo";
 import { conditionsToFilter, QueryError } from "../../src/store/index.ts";
+import { SPEC_FILTER } from "../support/spec-samples.ts";
 import { backends, useCollection } from "../support/stores.ts";
 
 type Obj = Record<string, unknown>;
-
-/** The specification's sample, as a block's clusterAllocator policy parameters carry it. */
-const SPEC_FILTER = {
-  clusterMetricsQuery: {
-    logicalOperator: "AND",
-    conditions: [
-      { variable: "cluster.vcpu.load_15m", operator: "<", value: "10" },
-      { variable: "cluster.gpu.totalFreeMem", operator: ">", value: "9000" },
-    ],
-  },
-  clusterQuery: {
-    logicalOperator: "AND",
-    conditions: [
-      { variable: "gpus.count", operator: ">", value: "5" },
-      { variable: "clusterMetadata.vendor", operator: "==", value: "dma-bangalore" },
-    ],
-  },
-};
 
 const cluster = (id: string, extra: Obj): Obj => ({
   id,
