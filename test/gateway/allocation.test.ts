@@ -23,7 +23,10 @@ import { SAMPLE_BLOCK_SPEC } from "../support/spec-samples.ts";
 
 setDefaultTimeout(120_000);
 
-const COMPONENT = "model.sentiment:1.0.0";
+/** Per run, so a shared PostgreSQL (DATABASE_URL) never mixes this run's documents with another's. */
+const RUN = crypto.randomUUID().slice(0, 6);
+const cid = (name: string) => `${name}-${RUN}`;
+const COMPONENT = `model.sentiment-${RUN}:1.0.0`;
 
 /** The sample's policy URIs, each served by a built-in of the same kind. */
 const SAMPLE_POLICIES: Record<string, string> = {
@@ -75,7 +78,10 @@ const spec = (blockId: string, extra: Record<string, unknown> = {}) => ({
                 filter: {
                   clusterQuery: {
                     logicalOperator: "AND",
-                    conditions: [{ variable: "reputation", operator: ">", value: "50" }],
+                    conditions: [
+                      { variable: "reputation", operator: ">", value: "50" },
+                      { variable: "tags", operator: "contains", value: RUN },
+                    ],
                   },
                 },
               },
@@ -129,9 +135,10 @@ describe("POST /api/createBlock across clusters", () => {
         })
       ).status,
     ).toBe(201);
-    for (const [id, [gpus, reputation]] of Object.entries(CLUSTERS)) {
+    for (const [name, [gpus, reputation]] of Object.entries(CLUSTERS)) {
+      const id = cid(name);
       const config =
-        id === "refusing"
+        name === "refusing"
           ? {
               preCheckPolicies: {
                 add_block: {
@@ -145,10 +152,11 @@ describe("POST /api/createBlock across clusters", () => {
         id,
         status: "live",
         reputation,
+        tags: [RUN],
         nodes: { count: 1, nodeData: [gpuNode(`${id}-node`, gpus)] },
         config,
       });
-      controllers.set(id, await startControllerProcess(id));
+      controllers.set(name, await startControllerProcess(id));
     }
     // The specification's sample (block-spec-and-allocation.md) as written: its component, its policies
     // (built-ins stored under the sample's URIs) and a cluster its filter matches.
@@ -162,7 +170,7 @@ describe("POST /api/createBlock across clusters", () => {
       runtime: { command: ["bun", "examples/sentiment/instance.ts"] },
     });
     await post(`${registryUrl}/clusters`, {
-      id: "dma",
+      id: cid("dma"),
       status: "live",
       reputation: 40, // below the other tests' filter
       gpus: { count: 8, memory: 8 * 16384 },
@@ -170,18 +178,19 @@ describe("POST /api/createBlock across clusters", () => {
       nodes: { count: 2, nodeData: [gpuNode("dma-n1", 4), gpuNode("dma-n2", 4)] },
     });
     await post(
-      `${registryUrl}/cluster/dma`,
+      `${registryUrl}/cluster/${cid("dma")}`,
       { cluster: { vcpu: { load_15m: 2.5 }, gpu: { totalFreeMem: 120000 } } },
       "PUT",
     );
-    controllers.set("dma", await startControllerProcess("dma"));
+    controllers.set("dma", await startControllerProcess(cid("dma")));
 
     // A cluster whose controller accepts connections and never answers.
     hung = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Promise<Response>(() => {}) });
     await post(`${registryUrl}/clusters`, {
-      id: "hung",
+      id: cid("hung"),
       status: "live",
       reputation: 95,
+      tags: [RUN],
       nodes: { count: 1, nodeData: [gpuNode("hung-node", 8)] },
       config: { urlMap: { controllerService: `http://127.0.0.1:${hung.port}` } },
     });
@@ -197,6 +206,11 @@ describe("POST /api/createBlock across clusters", () => {
         await post(`${c.url}/executeAction`, { action: "remove_block", data: { block_id: b.id } });
     }
     await procs.stopAll();
+    for (const name of [...Object.keys(CLUSTERS), "dma", "hung"]) {
+      await fetch(`${registryUrl}/clusters/${cid(name)}`, { method: "DELETE" });
+      await fetch(`${registryUrl}/cluster/${cid(name)}`, { method: "DELETE" });
+    }
+    await fetch(`${registryUrl}/components/${encodeURIComponent(COMPONENT)}`, { method: "DELETE" });
     await hung?.stop(true);
     await registry?.stop();
     rmSync(work, { recursive: true, force: true });
@@ -206,32 +220,29 @@ describe("POST /api/createBlock across clusters", () => {
     const { status, body } = await post(`${gateway.url}/api/createBlock`, spec("sent-a"));
     expect(status).toBe(201);
     // refusing scores 1.0 (4 GPUs for 4 instances) but its pre-check refuses; big (3 of 4) is next.
-    expect(body).toMatchObject({ id: "sent-a", status: "running", cluster_id: "big" });
+    expect(body).toMatchObject({ id: "sent-a", status: "running", cluster_id: cid("big") });
     const steps = body.steps as { step: string; ok: boolean; detail: Record<string, unknown> }[];
     const step = (name: string) => steps.filter((s) => s.step === name);
-    expect([...((step("filter")[0]?.detail.clusters as string[] | undefined) ?? [])].sort()).toEqual([
-      "big",
-      "hung",
-      "refusing",
-      "small",
-    ]);
+    expect([...((step("filter")[0]?.detail.clusters as string[] | undefined) ?? [])].sort()).toEqual(
+      ["big", "hung", "refusing", "small"].map(cid),
+    );
     const dry = step("dry_run")[0]?.detail as Record<string, { score?: number; error?: string }>;
-    expect(dry.refusing?.score).toBe(1);
-    expect(dry.big?.score).toBe(0.75);
-    expect(dry.small?.score).toBe(0.25);
-    expect(dry.hung?.error).toContain("no dry-run answer within 1500 ms");
-    expect(step("post_dry_run")[0]?.detail).toMatchObject({ cluster_id: "refusing" });
+    expect(dry[cid("refusing")]?.score).toBe(1);
+    expect(dry[cid("big")]?.score).toBe(0.75);
+    expect(dry[cid("small")]?.score).toBe(0.25);
+    expect(dry[cid("hung")]?.error).toContain("no dry-run answer within 1500 ms");
+    expect(step("post_dry_run")[0]?.detail).toMatchObject({ cluster_id: cid("refusing") });
     const allocations = step("allocation");
     expect(allocations.map((a) => [a.detail.cluster_id, a.ok])).toEqual([
-      ["refusing", false],
-      ["big", true],
+      [cid("refusing"), false],
+      [cid("big"), true],
     ]);
     expect(String(allocations[0]?.detail.error)).toContain("add_block");
 
     // The block runs on big, placed on its GPU node, and classifies.
     const onBig = await (await fetch(`${controllers.get("big")!.url}/blocks/sent-a`)).json();
     expect(onBig).toMatchObject({ status: "running", minInstances: 1, maxInstances: 4 });
-    expect(onBig.instances[0]).toMatchObject({ node_id: "big-node", gpus: ["0"] });
+    expect(onBig.instances[0]).toMatchObject({ node_id: `${cid("big")}-node`, gpus: ["0"] });
     const client = createClient(InferenceProxy, createGrpcTransport({ baseUrl: onBig.services.urls.grpc }));
     const res = await client.infer({ rpcData: textPacket("a wonderful, great film", "s-1") });
     expect(JSON.parse(res.result)).toMatchObject({ label: "positive", gpus: ["0"] });
@@ -254,7 +265,7 @@ describe("POST /api/createBlock across clusters", () => {
 
   test("the specification's sample block specification, as written, runs", async () => {
     const { status, body } = await post(`${gateway.url}/api/createBlock`, SAMPLE_SPEC);
-    expect([status, body.status, body.cluster_id]).toEqual([201, "running", "dma"]);
+    expect([status, body.status, body.cluster_id]).toEqual([201, "running", cid("dma")]);
     const onDma = await (await fetch(`${controllers.get("dma")!.url}/blocks/detector-yolo-88`)).json();
     expect(onDma).toMatchObject({
       minInstances: 1,
@@ -273,7 +284,7 @@ describe("POST /api/createBlock across clusters", () => {
 
   test("the record is readable, listed, and removal stops the block on its cluster", async () => {
     const record = await (await fetch(`${gateway.url}/api/blocks/sent-a`)).json();
-    expect(record).toMatchObject({ status: "running", cluster_id: "big" });
+    expect(record).toMatchObject({ status: "running", cluster_id: cid("big") });
     const listed = (await (await fetch(`${gateway.url}/api/blocks?status=running`)).json()) as {
       id: string;
     }[];
