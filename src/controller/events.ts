@@ -12,9 +12,10 @@
  * delivers the event again, and dead-letters it after `maxDeliveries` (the last attempt is also recorded
  * in `event_failures` when the store allows).
  *
- * Actions a policy returns (e.g. failure-counter's `replace_instance`) are kept with the event in
- * `recent()` and not executed yet: carrying them out through the controller's actions and pre-checks is
- * a later step.
+ * Actions a policy returns are carried out through the controller's own actions, with their pre-checks
+ * (policies decide, the host acts): `replace_instance` and `remove_instance` become `remove_instance`
+ * (with `replace`), on the event's own block only. Their outcomes are kept with the event in `recent()`;
+ * a failed action does not make the event fail (running the policy again would repeat the others).
  */
 import { hostname } from "node:os";
 import { ServiceClientError } from "../http/client.ts";
@@ -31,6 +32,7 @@ import {
   type QueueMessage,
 } from "../queue/index.ts";
 import { QueryError, StoreError } from "../store/index.ts";
+import { executeAction } from "./actions.ts";
 import type { ControllerContext } from "./context.ts";
 import { PolicyRefSchema, pathValue } from "./prechecks.ts";
 
@@ -70,10 +72,65 @@ export interface ProcessedEvent {
   policy?: string;
   /** The policy's output (handled). */
   output?: Record<string, unknown>;
-  /** Actions the policy asked for; recorded, not executed. */
+  /** Actions the policy asked for. */
   actions?: unknown[];
+  /** What became of each action. */
+  action_results?: ActionOutcome[];
   error?: string;
 }
+
+export interface ActionOutcome {
+  action: string;
+  instance_id: string | null;
+  outcome: "done" | "failed" | "refused";
+  error?: string;
+}
+
+/** The event policy actions the controller carries out, as its own `/executeAction` actions. */
+export const EVENT_ACTIONS = ["replace_instance", "remove_instance"] as const;
+
+/** Carries out one action an event policy asked for, on the event's block; never throws. */
+export const carryOutEventAction = async (
+  ctx: ControllerContext,
+  blockId: string,
+  requested: unknown,
+): Promise<ActionOutcome> => {
+  const a = (requested ?? {}) as {
+    action?: unknown;
+    block_id?: unknown;
+    instance_id?: unknown;
+    reason?: unknown;
+  };
+  const action = typeof a.action === "string" ? a.action : "";
+  const instanceId = typeof a.instance_id === "string" ? a.instance_id : null;
+  const refused = (error: string): ActionOutcome => ({
+    action,
+    instance_id: instanceId,
+    outcome: "refused",
+    error,
+  });
+  if (!(EVENT_ACTIONS as readonly string[]).includes(action)) {
+    return refused(`unknown action '${action}' (known: ${EVENT_ACTIONS.join(", ")})`);
+  }
+  if (a.block_id !== undefined && a.block_id !== blockId) {
+    return refused(`an event of block ${blockId} cannot act on block ${String(a.block_id)}`);
+  }
+  if (instanceId === null) return refused("instance_id is required");
+  try {
+    await executeAction(ctx, {
+      action: "remove_instance",
+      data: {
+        block_id: blockId,
+        instance_id: instanceId,
+        replace: action === "replace_instance",
+        reason: typeof a.reason === "string" ? a.reason : "asked by the block's event policy",
+      },
+    });
+    return { action, instance_id: instanceId, outcome: "done" };
+  } catch (err) {
+    return { action, instance_id: instanceId, outcome: "failed", error: describe(err) };
+  }
+};
 
 /** What `event_failures` documents hold. */
 export interface EventFailureDoc {
@@ -196,7 +253,10 @@ export class EventsProcessor {
     try {
       const { policy, output } = await this.#run(msg);
       const actions = Array.isArray(output.actions) ? output.actions : [];
-      this.#remember({ ...base, outcome: "handled", policy, output, actions });
+      const action_results: ActionOutcome[] = [];
+      for (const a of actions)
+        action_results.push(await carryOutEventAction(this.#ctx, base.block_id ?? "", a));
+      this.#remember({ ...base, outcome: "handled", policy, output, actions, action_results });
     } catch (err) {
       if (err instanceof EventFailure) {
         try {

@@ -27,7 +27,7 @@ const blockSpec = () => ({
   minInstances: 2,
   maxInstances: 3,
   runtime: { command: SENTIMENT_COMMAND },
-  blockInitData: { events: { note: POLICY.failureCounter } },
+  blockInitData: { events: { note: POLICY.failureCounter, instance_failure: POLICY.failureCounter } },
   parameters: { min_confidence: 0.6 },
   policies: {
     loadBalancer: { policyRuleURI: POLICY.roundrobin },
@@ -447,5 +447,32 @@ describe("a block on the process runtime", () => {
 
     const invalid = await cluster.call("POST", "/events", { block_id: BLOCK, event_name: "note" });
     expect(invalid.status).toBe(400);
+  });
+
+  test("events: the policy's actions are carried out (the third instance_failure replaces the instance)", async () => {
+    const instance = (await cluster.instances(BLOCK))[0]!;
+    let last = "";
+    for (let i = 0; i < 3; i++) {
+      const res = await cluster.call("POST", "/events", {
+        block_id: BLOCK,
+        instance_id: instance.instance_id,
+        event_name: "instance_failure",
+        event_data: { instance_id: instance.instance_id, attempt: i },
+        ts: Date.now() / 1000,
+      });
+      expect(res.status).toBe(202);
+      last = res.body.id as string;
+    }
+    const processed = await waitFor("the third event to be processed", async () => {
+      const { body } = await cluster.call("GET", "/events");
+      return (body.recent as { id: string; action_results?: unknown[] }[]).find((e) => e.id === last);
+    });
+    expect(processed).toMatchObject({
+      output: { count: 3 },
+      action_results: [{ action: "replace_instance", instance_id: instance.instance_id, outcome: "done" }],
+    });
+    const after = (await cluster.instances(BLOCK)).map((i) => i.instance_id);
+    expect(after).not.toContain(instance.instance_id);
+    expect(after).toHaveLength(2);
   });
 });
