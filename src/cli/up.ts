@@ -13,7 +13,9 @@ export const upVerb: Verb = {
   usage: `usage: aios up [--port P] [--metrics-port M] [--host H] [--data-dir DIR]
 
 Runs every aios service in one process. In this version only the registry (clusters, components,
-policies, global metrics) is started, with the built-in policies stored; the gateway, cluster controller and resource allocator are not built yet.
+policies, global metrics) is started, with the built-in policies stored; run the gateway, a cluster
+controller and the resource allocator with their own verbs (aios gateway, aios controller, aios
+allocator) until aios up starts them too.
 State is kept on disk in ./.data (PGlite) unless --data-dir or DATABASE_URL says otherwise, so a
 restart keeps everything.
 
@@ -25,7 +27,9 @@ ${serverFlagsUsage}`,
       return 0;
     }
     if (!options.dataDir && !process.env.DATABASE_URL) options.dataDir = ".data";
-    console.log("aios up: starting the registry only (gateway, controller and allocator are not built yet)");
+    console.log(
+      "aios up: starting the registry only (start the others with aios gateway, aios controller --cluster-id ID, aios allocator)",
+    );
     return serveRegistry(options, async (running) => {
       const report = await installBuiltinPolicies(new PolicyStore(running.store));
       console.log(
