@@ -668,24 +668,31 @@ export class ProcessDriver implements RuntimeDriver {
       await this.#records.delete(spec.id);
     }
     const record: ProcessRecord = {
-      nodeId: this.nodeId,
-      ...spec.fields,
-      id: spec.id,
-      kind: spec.kind,
-      state: "starting",
+      ...this.#startingRecord(spec, new Date().toISOString()),
       pid: 0,
       pgid: 0,
       procStart: null,
       url: null,
       urls: {},
       ports: {},
-      startedAt: new Date().toISOString(),
-      log: this.#logPath(spec),
       command: [],
-      cwd: spec.cwd,
     };
     // The insert fails (409) when a concurrent start reserved the id first.
     await this.#records.insert(record as Doc);
+  }
+
+  /** What a workload's record says from reservation on: who it is, where it logs, that it is starting. */
+  #startingRecord(spec: LaunchSpec, startedAt: string) {
+    return {
+      nodeId: this.nodeId,
+      ...spec.fields,
+      id: spec.id,
+      kind: spec.kind,
+      state: "starting" as const,
+      startedAt,
+      log: this.#logPath(spec),
+      cwd: spec.cwd,
+    };
   }
 
   #logPath(spec: LaunchSpec): string {
@@ -745,21 +752,14 @@ export class ProcessDriver implements RuntimeDriver {
 
     const pid = child.pid;
     const record: ProcessRecord = {
-      nodeId: this.nodeId,
-      ...spec.fields,
-      id: spec.id,
-      kind: spec.kind,
-      state: "starting",
+      ...this.#startingRecord(spec, startedAt),
       pid,
       pgid: pid,
       procStart: procStartTicks(pid),
       url,
       urls,
       ports,
-      startedAt,
-      log,
       command,
-      cwd: spec.cwd,
     };
     const t = this.#track(record, child);
     t.starting = true;
