@@ -10,18 +10,14 @@ import type { RegistryClient } from "../registry/client.ts";
 import { NodeSchema, UpdateSchema } from "../registry/schemas.ts";
 import { findBlocks, removeInstance } from "./blocks.ts";
 import type { ControllerContext } from "./context.ts";
+import { declaredNodeIds } from "./placement.ts";
 import { runPreCheck } from "./prechecks.ts";
 
 const NewNode = NodeSchema.extend({ id: z.string().min(1) });
 
-const nodeIds = (cluster: Record<string, unknown>): string[] =>
-  ((cluster.nodes as { nodeData?: { id?: unknown }[] } | undefined)?.nodeData ?? [])
-    .map((n) => n.id)
-    .filter((id): id is string => typeof id === "string");
-
 export const addNode = async (ctx: ControllerContext, registry: RegistryClient, body: unknown) => {
   const node = parseWith(NewNode, await runPreCheck(ctx, "add_node", body ?? {}), ["node"]);
-  if (nodeIds(await ctx.cluster()).includes(node.id)) {
+  if (declaredNodeIds(await ctx.cluster()).includes(node.id)) {
     throw new ApiError(409, "node_exists", `cluster ${ctx.clusterId} already has node '${node.id}'`);
   }
   return registry.updateCluster(ctx.clusterId, {
@@ -50,7 +46,7 @@ export const removeNode = async (ctx: ControllerContext, registry: RegistryClien
     await runPreCheck(ctx, "remove_node", { node_id: rawId }),
     ["node"],
   );
-  if (!nodeIds(await ctx.cluster()).includes(nodeId)) {
+  if (!declaredNodeIds(await ctx.cluster()).includes(nodeId)) {
     throw notFound(`cluster ${ctx.clusterId} has no node '${nodeId}'`);
   }
   // Out of placement first, so the evacuated instances do not land on it again.

@@ -22,15 +22,18 @@ export interface DryRunScore {
   node_info: Placement | null;
 }
 
+/** The ids of the nodes a cluster document declares (`nodes.nodeData[].id`). */
+export const declaredNodeIds = (cluster: Record<string, unknown>): string[] =>
+  ((cluster.nodes as { nodeData?: { id?: unknown }[] } | undefined)?.nodeData ?? [])
+    .map((n) => n.id)
+    .filter((id): id is string => typeof id === "string" && id !== "");
+
 /**
  * The ids of the cluster's nodes that can take instances now: its declared nodes (or, with none
  * declared, those the runtime sees) minus those the scanner found unhealthy or an operator cordoned.
  */
 export const healthyNodes = async (ctx: ControllerContext): Promise<string[]> => {
-  const cluster = await ctx.cluster();
-  const declared = ((cluster.nodes as { nodeData?: { id?: unknown }[] } | undefined)?.nodeData ?? [])
-    .map((n) => n.id)
-    .filter((id): id is string => typeof id === "string" && id !== "");
+  const declared = declaredNodeIds(await ctx.cluster());
   const nodes = declared.length > 0 ? declared : (await ctx.runtime.probeNodes()).map((n) => n.nodeId);
   const out = ctx.unhealthyNodes();
   return nodes.filter((id) => !out.has(id));

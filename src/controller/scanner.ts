@@ -13,6 +13,7 @@ import type { NodeStatus, RuntimeEvent } from "../runtime/types.ts";
 import { removeInstance } from "./blocks.ts";
 import { evacuateNode } from "./cluster.ts";
 import type { ControllerContext } from "./context.ts";
+import { declaredNodeIds } from "./placement.ts";
 
 export interface NodeState {
   node_id: string;
@@ -99,10 +100,7 @@ export class InfraScanner {
 
   async #scan(): Promise<NodeState[]> {
     const ctx = this.#ctx;
-    const cluster = await ctx.cluster();
-    const declared = ((cluster.nodes as { nodeData?: { id?: unknown }[] } | undefined)?.nodeData ?? [])
-      .map((n) => n.id)
-      .filter((id): id is string => typeof id === "string" && id !== "");
+    const declared = declaredNodeIds(await ctx.cluster());
     const probed = await ctx.runtime.probeNodes();
     const local = probed[0];
     const ids = declared.length > 0 ? declared : probed.map((p) => p.nodeId);
