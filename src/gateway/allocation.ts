@@ -49,7 +49,8 @@ export interface Allocation {
   score: number;
 }
 
-const controllerOf = (cluster: Cluster): ControllerClient | null => {
+/** A client of the cluster's controller (`config.urlMap.controllerService`); null when it names none. */
+export const controllerOf = (cluster: Record<string, unknown>): ControllerClient | null => {
   const url = (cluster.config as { urlMap?: { controllerService?: unknown } } | undefined)?.urlMap
     ?.controllerService;
   return typeof url === "string" && url !== "" ? new ControllerClient(url) : null;

@@ -4,13 +4,12 @@
  * so `GET /api/blocks/{id}` says where a creation is and why it failed. Removal asks the block's
  * cluster controller to remove it.
  */
-import { ControllerClient } from "../controller/client.ts";
 import { ServiceClientError } from "../http/client.ts";
 import { ApiError, notFound } from "../http/errors.ts";
 import type { PolicySet } from "../policy/set.ts";
 import type { RegistryClient } from "../registry/client.ts";
 import type { DocumentCollection } from "../store/index.ts";
-import { type AllocationDeps, allocateBlock, type Step } from "./allocation.ts";
+import { type AllocationDeps, allocateBlock, controllerOf, type Step } from "./allocation.ts";
 import { blockCreateIR } from "./ir.ts";
 import { parseBlockSpec } from "./spec.ts";
 
@@ -108,9 +107,10 @@ export const removeBlock = async (deps: GatewayDeps, id: string) => {
     throw new ApiError(409, "not_running", `block '${id}' is ${String(doc.status)}, not running`);
   }
   const cluster = await deps.registry.getCluster(String(doc.cluster_id));
-  const url = (cluster.config as { urlMap?: { controllerService?: string } } | undefined)?.urlMap
-    ?.controllerService;
-  if (!url) throw new ApiError(503, "no_controller", `cluster ${String(doc.cluster_id)} names no controller`);
-  await new ControllerClient(url).executeAction("remove_block", { block_id: id });
+  const controller = controllerOf(cluster);
+  if (!controller) {
+    throw new ApiError(503, "no_controller", `cluster ${String(doc.cluster_id)} names no controller`);
+  }
+  await controller.executeAction("remove_block", { block_id: id });
   return deps.creations.update(id, { $set: { status: "removed", updated_at: now() } });
 };
