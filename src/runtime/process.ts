@@ -22,7 +22,7 @@
  * workload runs on this machine whatever its spec's nodeId (recorded as given).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { appendFileSync, closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, writeFileSync } from "node:fs";
 import { constants, hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -420,6 +420,17 @@ export class ProcessDriver implements RuntimeDriver {
     return r.success ? toServicesStatus(r.data) : null;
   }
 
+  async readLogs(blockId: string, instanceId: string | null, lines: number): Promise<string[] | null> {
+    const id = instanceId === null ? keys.services(blockId) : keys.instance(blockId, instanceId);
+    const r = ProcessRecordSchema.safeParse(await this.#records.get(id));
+    // A stopped workload's record is gone, but its log file stays where the convention puts it.
+    const log = r.success
+      ? r.data.log
+      : this.#logPath({ id, kind: instanceId === null ? "services" : "instance" });
+    if (!existsSync(log)) return null;
+    return tailLines(log, 0, lines, Math.max(16_384, lines * 512));
+  }
+
   // ---------------------------------------------------------------- vDAG controllers
 
   applyVdagController(spec: VdagControllerSpec): Promise<VdagControllerStatus> {
@@ -695,7 +706,7 @@ export class ProcessDriver implements RuntimeDriver {
     };
   }
 
-  #logPath(spec: LaunchSpec): string {
+  #logPath(spec: Pick<LaunchSpec, "id" | "kind">): string {
     return join(
       this.runDir,
       "logs",

@@ -143,6 +143,12 @@ export interface RuntimeDriver {
   removeVdagController(id: string): Promise<void>;
   listVdagControllers(): Promise<VdagControllerStatus[]>;
 
+  /**
+   * The last `tailLines` lines a workload wrote (an instance, or the block's services when `instanceId`
+   * is null); null when the driver knows no such workload. Logs of a stopped workload may outlive it.
+   */
+  readLogs(blockId: string, instanceId: string | null, tailLines: number): Promise<string[] | null>;
+
   /** Health of every node the driver can see now (the local machine for the process runtime). */
   probeNodes(): Promise<NodeStatus[]>;
 
