@@ -19,11 +19,17 @@ export interface InstanceMetricsJson {
 export interface BlockMetricsJson {
   block_id: string;
   instances: Record<string, InstanceMetricsJson>;
+  /** Since the executor started, counting instances since removed too, so rates never go negative. */
   requests_total: number;
   errors_total: number;
   in_flight: number;
   policy_fallbacks_total: number;
+  /** Over the last 10 to 20 seconds (what a live chart shows), not since start. */
+  recent_latency_ms: { p50: number | null; p99: number | null };
 }
+
+/** How long one recent-latency histogram collects before it becomes the previous one. */
+const RECENT_WINDOW_MS = 10_000;
 
 /** A fixed-bucket histogram (cumulative counts are computed when read). */
 export class LatencyHistogram {
@@ -32,6 +38,16 @@ export class LatencyHistogram {
   sum = 0;
   count = 0;
   max = 0;
+
+  /** A histogram of both: what two consecutive windows saw together. */
+  static merge(a: LatencyHistogram, b: LatencyHistogram): LatencyHistogram {
+    const m = new LatencyHistogram();
+    for (let i = 0; i < m.counts.length; i++) m.counts[i] = (a.counts[i] ?? 0) + (b.counts[i] ?? 0);
+    m.sum = a.sum + b.sum;
+    m.count = a.count + b.count;
+    m.max = Math.max(a.max, b.max);
+    return m;
+  }
 
   observe(ms: number): void {
     let i = LATENCY_BUCKETS_MS.findIndex((le) => ms <= le);
@@ -77,6 +93,12 @@ const escapeLabel = (value: string): string =>
 export class BlockMetrics {
   readonly #instances = new Map<string, InstanceMetrics>();
   readonly #fallbacks = new Map<string, number>();
+  #requests = 0;
+  #errors = 0;
+  // Two rotating windows: the recent latency covers the current one and the one before it.
+  #recent = new LatencyHistogram();
+  #previous = new LatencyHistogram();
+  #recentSince = Date.now();
 
   constructor(readonly blockId: string) {}
 
@@ -113,9 +135,25 @@ export class BlockMetrics {
       // The instance may have been removed meanwhile: count on the record the request started with.
       m.inFlight -= 1;
       m.requests += 1;
-      if (!ok) m.errors += 1;
-      m.latency.observe(performance.now() - began);
+      this.#requests += 1;
+      if (!ok) {
+        m.errors += 1;
+        this.#errors += 1;
+      }
+      const ms = performance.now() - began;
+      m.latency.observe(ms);
+      this.#rotate();
+      this.#recent.observe(ms);
     };
+  }
+
+  #rotate(): void {
+    const now = Date.now();
+    if (now - this.#recentSince < RECENT_WINDOW_MS) return;
+    // A quiet spell longer than two windows leaves nothing recent.
+    this.#previous = now - this.#recentSince < 2 * RECENT_WINDOW_MS ? this.#recent : new LatencyHistogram();
+    this.#recent = new LatencyHistogram();
+    this.#recentSince = now;
   }
 
   policyFallback(code: string): void {
@@ -142,24 +180,23 @@ export class BlockMetrics {
 
   blockMetrics(): BlockMetricsJson {
     const instances: Record<string, InstanceMetricsJson> = {};
-    let requests = 0;
-    let errors = 0;
     let inFlight = 0;
     for (const [id, m] of this.#instances) {
       instances[id] = this.#json(m);
-      requests += m.requests;
-      errors += m.errors;
       inFlight += m.inFlight;
     }
+    this.#rotate();
+    const recent = LatencyHistogram.merge(this.#recent, this.#previous);
     let fallbacks = 0;
     for (const n of this.#fallbacks.values()) fallbacks += n;
     return {
       block_id: this.blockId,
       instances,
-      requests_total: requests,
-      errors_total: errors,
+      requests_total: this.#requests,
+      errors_total: this.#errors,
       in_flight: inFlight,
       policy_fallbacks_total: fallbacks,
+      recent_latency_ms: { p50: recent.quantile(0.5), p99: recent.quantile(0.99) },
     };
   }
 

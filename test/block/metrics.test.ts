@@ -58,11 +58,13 @@ describe("BlockMetrics", () => {
       errors_total: 1,
       in_flight: 1,
       policy_fallbacks_total: 2,
+      recent_latency_ms: { p50: expect.any(Number), p99: expect.any(Number) },
     });
     inFlight({ ok: true });
-    // Instances leaving the block leave the metrics.
+    // Instances leaving the block leave the metrics; the block's totals keep counting their requests.
     m.retain(["i-1", "i-2"]);
     expect(Object.keys(m.blockMetrics().instances).sort()).toEqual(["i-1", "i-2"]);
+    expect(m.blockMetrics()).toMatchObject({ requests_total: 3, errors_total: 1 });
   });
 
   test("Prometheus text exposition", () => {
