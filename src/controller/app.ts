@@ -3,7 +3,7 @@
  *
  * - `POST /executeAction` (actions.ts); `/vdag-controller` (vdag.ts)
  * - `/cluster-actions/add-node`, `remove-node/{id}`, `get-cluster`, `update-cluster` (cluster.ts)
- * - `GET /blocks`, `GET /blocks/{id}`, `POST /blocks/query`, `PUT /block/update/{id}`
+ * - `GET /blocks`, `GET /blocks/{id}`, `GET /blocks/{id}/logs`, `POST /blocks/query`, `PUT /block/update/{id}`
  * - `GET /healthy_nodes`, `GET /nodes_status`, `PUT /nodes_status/{id}` (scanner.ts)
  * - `GET /check_stability`, `POST /mgmt` (stability.ts, mgmt.ts)
  * - `POST /events`, `GET /events` (events.ts)
@@ -19,6 +19,7 @@ import { addNode, removeNode, updateCluster } from "./cluster.ts";
 import type { ControllerContext } from "./context.ts";
 import { acceptEvent, type EventsProcessor } from "./events.ts";
 import { proxyToBlock } from "./gateway.ts";
+import { blockLogs } from "./logs.ts";
 import { executeMgmt } from "./mgmt.ts";
 import type { InfraScanner } from "./scanner.ts";
 import type { StabilityChecker } from "./stability.ts";
@@ -70,6 +71,7 @@ export const createControllerApp = ({
 
   app.get("/blocks", async (c) => c.json(await findBlocks(ctx)));
   app.get("/blocks/:id", async (c) => c.json(await getBlock(ctx, c.req.param("id"))));
+  app.get("/blocks/:id/logs", async (c) => c.json(await blockLogs(ctx, c.req.param("id"), c.req.query())));
   app.post("/blocks/query", async (c) => {
     const { query, options } = await readJsonWith(c.req.raw, QueryBody);
     return c.json(await findBlocks(ctx, query, options));

@@ -9,6 +9,7 @@
  *   - `remove_instance`: `{"block_id", "instance_id", "replace", "reason"}`; `replace: true` asks for a
  *     fresh instance in its place (the health checker's `replace_instance`).
  * - `GET /blocks/{id}`: the block document (policies, minInstances, maxInstances, instances...).
+ * - and what the gateway's console reads: blocks, node status, events, a block's metrics and logs.
  */
 import { fetchService, postJson, type ServiceTarget, trimBaseUrl } from "../http/client.ts";
 
@@ -51,11 +52,42 @@ export class ControllerClient {
   }
 
   async getBlock(blockId: string, signal?: AbortSignal): Promise<Record<string, unknown>> {
-    const res = await fetchService(
-      this.#target,
-      `/blocks/${encodeURIComponent(blockId)}`,
-      signal ? { signal } : undefined,
-    );
-    return (await res.json()) as Record<string, unknown>;
+    return this.#get(`/blocks/${encodeURIComponent(blockId)}`, signal);
+  }
+
+  /** `GET /blocks`: every block document of the cluster. */
+  listBlocks(signal?: AbortSignal): Promise<Record<string, unknown>[]> {
+    return this.#get("/blocks", signal);
+  }
+
+  /** `GET /nodes_status`: each node's health and resources as the scanner last saw them. */
+  nodesStatus(signal?: AbortSignal): Promise<{ nodes: Record<string, unknown>[] }> {
+    return this.#get("/nodes_status", signal);
+  }
+
+  /** `GET /events`: the recently processed block events, recorded failures, healing in progress. */
+  events(signal?: AbortSignal): Promise<{ recent: Record<string, unknown>[] }> {
+    return this.#get("/events", signal);
+  }
+
+  /** The block executor's metrics JSON, through the cluster's public gateway. */
+  blockMetrics(blockId: string, signal?: AbortSignal): Promise<Record<string, unknown>> {
+    return this.#get(`/block/${encodeURIComponent(blockId)}/metrics/json`, signal);
+  }
+
+  /** `GET /blocks/{id}/logs`: the services' log (no instance) or an instance's. */
+  blockLogs(
+    blockId: string,
+    options: { instance?: string; tail?: number },
+    signal?: AbortSignal,
+  ): Promise<{ block_id: string; instance_id: string | null; lines: string[] }> {
+    const query = new URLSearchParams();
+    if (options.instance !== undefined) query.set("instance", options.instance);
+    if (options.tail !== undefined) query.set("tail", String(options.tail));
+    return this.#get(`/blocks/${encodeURIComponent(blockId)}/logs?${query}`, signal);
+  }
+
+  async #get<T>(path: string, signal?: AbortSignal): Promise<T> {
+    return (await (await fetchService(this.#target, path, signal ? { signal } : undefined)).json()) as T;
   }
 }

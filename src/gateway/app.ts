@@ -1,25 +1,49 @@
 /**
- * The gateway's HTTP API: `POST /api/createBlock` (block-spec-and-allocation.md, "Onboarding the
- * block"), `GET /api/blocks`, `GET /api/blocks/{id}` (the creation record with its steps),
- * `DELETE /api/blocks/{id}` (removal from its cluster).
+ * The gateway's HTTP API:
+ *
+ * - `POST /api/createBlock` (block-spec-and-allocation.md, "Onboarding the block"),
+ *   `DELETE /api/blocks/{id}` (removal from its cluster) — creations.ts;
+ * - the console API for the `aios` client verbs and the dashboard — console.ts: `GET /api/clusters`,
+ *   `GET /api/blocks`, `GET /api/blocks/{id}` (with the allocation steps), `POST /api/blocks/{id}/scale`,
+ *   `GET /api/blocks/{id}/metrics|logs|events`, `GET /api/creations`, `GET|POST /api/policies`.
  */
 import { Hono } from "hono";
 import { onError, onNotFound, readJson } from "../http/errors.ts";
-import { createBlock, type GatewayDeps, getCreation, removeBlock } from "./creations.ts";
+import {
+  blockEvents,
+  blockLogs,
+  blockMetrics,
+  type ConsoleDeps,
+  forwardToRegistry,
+  getBlockDetail,
+  listBlocks,
+  listClusters,
+  recentCreations,
+  scaleBlock,
+} from "./console.ts";
+import { createBlock, type GatewayDeps, removeBlock } from "./creations.ts";
 
-export const createGatewayApp = (deps: GatewayDeps): Hono => {
+export const createGatewayApp = (deps: GatewayDeps & ConsoleDeps): Hono => {
   const app = new Hono({ strict: false });
   app.onError(onError);
   app.notFound(onNotFound);
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.post("/api/createBlock", async (c) => c.json(await createBlock(deps, await readJson(c.req.raw)), 201));
-  app.get("/api/blocks", async (c) => {
-    const status = c.req.query("status");
-    return c.json(
-      await deps.creations.find(status ? { status } : {}, { sort: { created_at: -1 }, limit: 1000 }),
-    );
-  });
-  app.get("/api/blocks/:id", async (c) => c.json(await getCreation(deps, c.req.param("id"))));
+
+  app.get("/api/clusters", async (c) => c.json(await listClusters(deps)));
+  app.get("/api/blocks", async (c) => c.json(await listBlocks(deps, c.req.query("status"))));
+  app.get("/api/blocks/:id", async (c) => c.json(await getBlockDetail(deps, c.req.param("id"))));
   app.delete("/api/blocks/:id", async (c) => c.json(await removeBlock(deps, c.req.param("id"))));
+  app.post("/api/blocks/:id/scale", async (c) =>
+    c.json(await scaleBlock(deps, c.req.param("id"), await readJson(c.req.raw))),
+  );
+  app.get("/api/blocks/:id/metrics", async (c) => c.json(await blockMetrics(deps, c.req.param("id"))));
+  app.get("/api/blocks/:id/logs", async (c) =>
+    c.json(await blockLogs(deps, c.req.param("id"), c.req.query())),
+  );
+  app.get("/api/blocks/:id/events", async (c) => c.json(await blockEvents(deps, c.req.param("id"))));
+  app.get("/api/creations", async (c) => c.json(await recentCreations(deps, c.req.query("limit"))));
+  app.get("/api/policies", (c) => forwardToRegistry(deps.registry, c.req.raw, "/policies"));
+  app.post("/api/policies", (c) => forwardToRegistry(deps.registry, c.req.raw, "/policies"));
   return app;
 };
