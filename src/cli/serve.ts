@@ -12,6 +12,8 @@ export interface RegistryServerOptions {
   port: number;
   metricsPort: number;
   dataDir?: string | undefined;
+  /** An open store to serve (kept open on stop), e.g. the one `aios up` shares between its services. */
+  store?: Store;
 }
 
 export type { Listener };
@@ -26,11 +28,11 @@ type Server = ReturnType<typeof Bun.serve>;
 
 /** Opens the store and starts both listeners; everything started so far is stopped if one fails. */
 export const startRegistry = async (options: RegistryServerOptions): Promise<RunningServers> => {
-  const store = await openStore(storeConfigFrom({ dataDir: options.dataDir }));
+  const store = options.store ?? (await openStore(storeConfigFrom({ dataDir: options.dataDir })));
   const servers: Server[] = [];
   const stop = async () => {
     for (const server of servers.splice(0)) await server.stop(true);
-    await store.close();
+    if (!options.store) await store.close();
   };
   try {
     const registry = Bun.serve({

@@ -1,41 +1,298 @@
 /**
- * `aios up`: everything, embedded. For now that is the registry alone; the gateway, cluster controller
- * and resource allocator join as they are built.
+ * `aios up`: the whole system on this machine in one process, on one store (on-disk PGlite under the
+ * data directory unless DATABASE_URL says otherwise): the registry, the resource allocator, one cluster
+ * controller for this machine (its workloads are child processes) and the gateway with the dashboard.
+ * It stores the built-in policies and the example component, creates the demo block the first time,
+ * and on Ctrl-C stops everything it started, workloads included. The next `aios up` starts the blocks
+ * it finds again (the controller's resume), so nothing is created twice.
  */
+import { hostname } from "node:os";
+import { join, resolve } from "node:path";
+import { startAllocator } from "../allocator/serve.ts";
+import { startController } from "../controller/serve.ts";
+import { startGateway } from "../gateway/serve.ts";
+import type { Listener } from "../http/listen.ts";
 import { installBuiltinPolicies } from "../policy/builtins.ts";
 import { PolicyStore } from "../policy/store.ts";
-import type { Verb } from "./args.ts";
-import { parseServerFlags, serveRegistry, serverFlagsUsage } from "./registry.ts";
+import { LocalNodeProbe } from "../runtime/local-node.ts";
+import type { NodeStatus } from "../runtime/types.ts";
+import { openStore, type Store, storeConfigFrom } from "../store/index.ts";
+import { parseFlags, parsePort, stringFlag, type Verb } from "./args.ts";
+import { METRICS_PORT, REGISTRY_PORT } from "./registry.ts";
+import { announce, startRegistry, watchSignals } from "./serve.ts";
+
+const ROOT = resolve(import.meta.dir, "../..");
+const EXAMPLE_COMPONENT = join(ROOT, "examples/sentiment/component.json");
+const DEMO_SPEC = join(ROOT, "examples/sentiment/demo.json");
+export const DEMO_BLOCK_ID = "demo";
+const DEMO_TEXT = "I love this phone, the screen is gorgeous";
+
+const flags = {
+  "data-dir": { type: "string" },
+  host: { type: "string" },
+  "cluster-id": { type: "string" },
+  "registry-port": { type: "string" },
+  "metrics-port": { type: "string" },
+  "allocator-port": { type: "string" },
+  "controller-port": { type: "string" },
+  "gateway-port": { type: "string" },
+  "no-demo": { type: "boolean" },
+} as const;
+
+export interface UpOptions {
+  dataDir: string;
+  host: string;
+  clusterId: string;
+  ports: { registry: number; metrics: number; allocator: number; controller: number; gateway: number };
+  demo: boolean;
+}
+
+/** What `aios up` started, in the order it stops them (last started, first stopped). */
+interface Part {
+  name: string;
+  stop(): Promise<void>;
+}
+
+/** Stops what was started, last first; a part that fails to stop does not keep the others running. */
+const stopParts = async (parts: Part[]) => {
+  for (const part of parts.splice(0).reverse()) {
+    await part.stop().catch((err) => console.error(`aios up: stopping ${part.name}:`, err));
+  }
+};
+
+const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;
+const log = (line: string) => console.log(`aios up: ${line}`);
+const seconds = (since: number) => `${((performance.now() - since) / 1000).toFixed(1)} s`;
+
+/** This machine as a cluster document's node (cluster-controller.md units: MB). */
+const nodeDocument = (probe: NodeStatus, cpus: number) => ({
+  id: probe.nodeId,
+  vcpus: { count: cpus },
+  ...(probe.memory ? { memory: probe.memory.total } : {}),
+  ...(probe.disk ? { storage: { disks: 1, size: probe.disk.total } } : {}),
+  gpus: {
+    count: probe.gpus.length,
+    memory: probe.gpus.reduce((sum, g) => sum + (g.memory_total ?? 0), 0),
+    gpus: probe.gpus.map((g) => ({ ...(g.memory_total !== null ? { memory: g.memory_total } : {}) })),
+  },
+});
+
+const api = async (url: string, init?: RequestInit): Promise<Response> => {
+  const res = await fetch(url, init);
+  if (!res.ok && res.status !== 404) {
+    const body = (await res.json().catch(() => null)) as { error?: { message?: string } } | null;
+    throw new Error(`${init?.method ?? "GET"} ${url}: ${body?.error?.message ?? `HTTP ${res.status}`}`);
+  }
+  return res;
+};
+
+const json = (body: unknown, method = "PUT"): RequestInit => ({
+  method,
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify(body),
+});
+
+/** Registers this machine as the cluster (resources from the probe), keeping what was stored. */
+const registerLocalCluster = async (registryUrl: string, clusterId: string, dataDir: string) => {
+  const probe = await new LocalNodeProbe({ nodeId: hostname(), diskPath: dataDir }).probe();
+  const node = nodeDocument(probe, navigator.hardwareConcurrency);
+  const existing = await api(`${registryUrl}/clusters/${encodeURIComponent(clusterId)}`);
+  const { id: _, ...resources } = node;
+  if (existing.status === 404) {
+    await api(
+      `${registryUrl}/clusters`,
+      json(
+        {
+          id: clusterId,
+          status: "live",
+          nodes: { count: 1, nodeData: [node] },
+          ...resources,
+          tags: ["local"],
+          clusterMetadata: { name: `${hostname()} (aios up)` },
+          config: {},
+        },
+        "POST",
+      ),
+    );
+  } else {
+    await api(
+      `${registryUrl}/clusters/${encodeURIComponent(clusterId)}`,
+      json({ $set: { status: "live", "nodes.count": 1, "nodes.nodeData": [node], ...resources } }, "PATCH"),
+    );
+  }
+  return probe;
+};
+
+/** Creates the demo block unless one was created before (running, resumed, or removed by the user). */
+const ensureDemoBlock = async (gatewayUrl: string): Promise<"created" | "exists" | "removed"> => {
+  const res = await api(`${gatewayUrl}/api/blocks/${DEMO_BLOCK_ID}`);
+  if (res.status !== 404) {
+    const view = (await res.json()) as { status: string };
+    if (view.status === "removed") return "removed";
+    if (view.status !== "failed") return "exists";
+  }
+  await api(`${gatewayUrl}/api/createBlock`, json(await Bun.file(DEMO_SPEC).json(), "POST"));
+  return "created";
+};
+
+/** The printed command: the gateway flag only when it is not the default one. */
+const inferCommand = (gatewayUrl: string, defaultGateway: boolean) =>
+  `npm run aios -- infer ${DEMO_BLOCK_ID}${defaultGateway ? "" : ` --gateway ${gatewayUrl}`} --data '${JSON.stringify({ text: DEMO_TEXT })}'`;
+
+/** Starts everything; resolves once the demo block serves, with what to stop. */
+export const startUp = async (options: UpOptions): Promise<{ parts: Part[]; listeners: Listener[] }> => {
+  const parts: Part[] = [];
+  const listeners: Listener[] = [];
+  try {
+    const began = performance.now();
+    const config = storeConfigFrom({ dataDir: options.dataDir });
+    const store: Store = await openStore(config);
+    parts.push({ name: "store", stop: () => store.close() });
+    log(
+      config.databaseUrl
+        ? `state in PostgreSQL (DATABASE_URL), logs in ${options.dataDir}`
+        : `state in ${options.dataDir} (PGlite), opened in ${seconds(began)}`,
+    );
+
+    const registry = await startRegistry({
+      host: options.host,
+      port: options.ports.registry,
+      metricsPort: options.ports.metrics,
+      store,
+    });
+    parts.push({ name: "registry", stop: registry.stop });
+    listeners.push(...registry.listeners);
+    const registryUrl = registry.listeners[0]!.url;
+
+    const policies = await installBuiltinPolicies(new PolicyStore(store));
+    log(
+      `built-in policies: ${policies.installed.length} installed, ${policies.unchanged.length} already stored`,
+    );
+    for (const k of policies.kept) console.error(`aios up: kept the stored ${k.uri}: ${k.reason}`);
+    const component = await Bun.file(EXAMPLE_COMPONENT).json();
+    // The example runs from the repository wherever `aios up` is started from.
+    component.runtime.cwd = ROOT;
+    await api(`${registryUrl}/components/${encodeURIComponent(component.componentURI)}`, json(component));
+
+    const allocator = await startAllocator({ host: options.host, port: options.ports.allocator, store });
+    parts.push({ name: "allocator", stop: allocator.stop });
+    listeners.push(...allocator.listeners);
+
+    const probe = await registerLocalCluster(registryUrl, options.clusterId, options.dataDir);
+    const controller = await startController({
+      clusterId: options.clusterId,
+      host: options.host,
+      port: options.ports.controller,
+      registryUrl,
+      store,
+      runDir: join(options.dataDir, "runtime"),
+      ...(process.env.REDIS_URL ? { redisUrl: process.env.REDIS_URL } : {}),
+    });
+    // Ctrl-C stops the workloads too: `aios up` leaves nothing behind, and resumes them next time.
+    parts.push({ name: "controller", stop: controller.stopAll });
+    listeners.push(...controller.listeners);
+    log(
+      `cluster ${options.clusterId}: node ${probe.nodeId}, ${navigator.hardwareConcurrency} CPUs, ` +
+        `${probe.memory ? `${Math.round(probe.memory.total / 1024)} GB memory, ` : ""}${probe.gpus.length} GPUs`,
+    );
+    for (const r of controller.resumed) {
+      log(
+        `block ${r.block_id} resumed: ${plural(r.restarted.length, "instance")} started again` +
+          (r.dropped.length > 0 ? `, ${r.dropped.length} would not start (${r.dropped.join(", ")})` : ""),
+      );
+    }
+
+    const gateway = await startGateway({
+      host: options.host,
+      port: options.ports.gateway,
+      registryUrl,
+      store,
+    });
+    parts.push({ name: "gateway", stop: gateway.stop });
+    listeners.push(...gateway.listeners);
+
+    if (options.demo) {
+      const demoBegan = performance.now();
+      const demo = await ensureDemoBlock(gateway.url);
+      if (demo === "created") log(`block ${DEMO_BLOCK_ID} created in ${seconds(demoBegan)}`);
+      if (demo === "removed") log(`block ${DEMO_BLOCK_ID} was deleted; not created again`);
+    }
+    log(`ready in ${seconds(began)}`);
+    return { parts, listeners };
+  } catch (err) {
+    await stopParts(parts);
+    throw err;
+  }
+};
+
+/** What a user needs next: where the dashboard is, the demo's gRPC address, a command to paste. */
+const printWelcome = async (gatewayUrl: string, defaultGateway: boolean) => {
+  const res = await fetch(`${gatewayUrl}/api/blocks/${DEMO_BLOCK_ID}`);
+  const demo = res.ok ? ((await res.json()) as { grpc_url: string | null; instances: unknown[] }) : null;
+  console.log("");
+  console.log(`  dashboard   ${gatewayUrl}/`);
+  if (demo?.grpc_url) {
+    console.log(
+      `  gRPC        ${demo.grpc_url.replace(/^https?:\/\//, "")}   (block ${DEMO_BLOCK_ID}, InferenceProxy/infer, ${plural(demo.instances.length, "instance")})`,
+    );
+    console.log(`  try         ${inferCommand(gatewayUrl, defaultGateway)}`);
+  }
+  console.log("  stop        Ctrl-C (stops every process aios up started)");
+  console.log("");
+};
 
 export const upVerb: Verb = {
   name: "up",
-  summary: "run the whole system embedded (for now: the registry)",
-  usage: `usage: aios up [--port P] [--metrics-port M] [--host H] [--data-dir DIR]
+  summary: "run the whole system on this machine: registry, allocator, controller, gateway, dashboard",
+  usage: `usage: aios up [--data-dir DIR] [--host H] [--cluster-id ID] [--<service>-port P] [--no-demo]
 
-Runs every aios service in one process. In this version only the registry (clusters, components,
-policies, global metrics) is started, with the built-in policies stored; run the gateway, a cluster
-controller and the resource allocator with their own verbs (aios gateway, aios controller, aios
-allocator) until aios up starts them too.
-State is kept on disk in ./.data (PGlite) unless --data-dir or DATABASE_URL says otherwise, so a
-restart keeps everything.
+Runs the registry, the resource allocator, one cluster controller for this machine (its CPUs, memory
+and GPUs; blocks run as child processes) and the gateway with the dashboard, all on one store. Stores
+the built-in policies and the example component (examples/sentiment) and creates the demo block
+(examples/sentiment/demo.json) the first time. Prints the dashboard URL, the demo block's gRPC address
+and a command to try it. Ctrl-C stops everything it started, blocks' processes included; the next
+aios up starts the same blocks again.
 
-${serverFlagsUsage}`,
+  --data-dir DIR        where the state lives (on-disk PGlite) and workloads log; default ./.data
+  --host H              address to bind (default 127.0.0.1)
+  --cluster-id ID       this machine's cluster id (default local)
+  --registry-port P     default ${REGISTRY_PORT}        --metrics-port P     default ${METRICS_PORT}
+  --allocator-port P    default 8765        --controller-port P  default 7000
+  --gateway-port P      default 8080 (dashboard and API); 0 picks a free port for any of them
+  --no-demo             do not create the demo block
+  -h, --help            show this help
+
+DATABASE_URL selects PostgreSQL for the state; REDIS_URL selects Redis Streams for block events.`,
   async run(argv) {
-    const options = parseServerFlags(argv);
-    if (options.help) {
+    const { values } = parseFlags(argv, flags);
+    if (values.help === true) {
       console.log(this.usage);
       return 0;
     }
-    if (!options.dataDir && !process.env.DATABASE_URL) options.dataDir = ".data";
-    console.log(
-      "aios up: starting the registry only (start the others with aios gateway, aios controller --cluster-id ID, aios allocator)",
-    );
-    return serveRegistry(options, async (running) => {
-      const report = await installBuiltinPolicies(new PolicyStore(running.store));
-      console.log(
-        `aios up: built-in policies: ${report.installed.length} installed, ${report.unchanged.length} already stored`,
-      );
-      for (const k of report.kept) console.error(`aios up: kept the stored ${k.uri}: ${k.reason}`);
-    });
+    const options: UpOptions = {
+      dataDir: stringFlag(values["data-dir"]) ?? ".data",
+      host: stringFlag(values.host) ?? "127.0.0.1",
+      clusterId: stringFlag(values["cluster-id"]) ?? "local",
+      ports: {
+        registry: parsePort(values["registry-port"], "--registry-port", REGISTRY_PORT),
+        metrics: parsePort(values["metrics-port"], "--metrics-port", METRICS_PORT),
+        allocator: parsePort(values["allocator-port"], "--allocator-port", 8765),
+        controller: parsePort(values["controller-port"], "--controller-port", 7000),
+        gateway: parsePort(values["gateway-port"], "--gateway-port", 8080),
+      },
+      demo: values["no-demo"] !== true,
+    };
+    const signals = watchSignals();
+    const { parts, listeners } = await startUp(options);
+    if (signals.received === undefined) {
+      announce(listeners);
+      const gateway = listeners.find((l) => l.name === "gateway")!.url;
+      if (options.demo) await printWelcome(gateway, options.ports.gateway === 8080);
+    }
+    const signal = await signals.next;
+    console.error(`aios up: ${signal} received, stopping every service and workload`);
+    await stopParts(parts);
+    console.error("aios up: stopped");
+    return 0;
   },
 };

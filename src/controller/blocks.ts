@@ -111,49 +111,130 @@ const startInstances = async (
     placements.push(await placeInstance(ctx, seen, action, extra));
   }
   const ready: BlockInstance[] = [];
-  let failure: unknown = null;
-  const start = async (placement: Placement) => {
-    const status: InstanceStatus = await ctx.runtime.startInstance({
-      blockId: block.id,
-      instanceId: newInstanceId(block.id),
-      nodeId: placement.node_id,
-      gpus: placement.gpus,
-      template: block.runtime,
-      initData: block.blockInitData ?? {},
-      initSettings: block.initSettings ?? {},
-      parameters: block.parameters ?? {},
-      controllerUrl: ctx.url,
-    });
-    const instance: BlockInstance = {
-      instance_id: status.instanceId,
-      node_id: placement.node_id,
-      gpus: placement.gpus,
-      url: status.url ?? "",
-      started_at: status.startedAt,
-    };
+  const failures = await inParallel(ctx.startConcurrency, placements, async (placement) => {
+    const instance = await launchInstance(ctx, block, newInstanceId(block.id), placement);
     try {
-      if (!status.url)
-        throw new ApiError(503, "instance_unreachable", `instance ${status.instanceId} has no URL`);
       await onReady(instance);
       ready.push(instance);
     } catch (err) {
       await stopQuietly(ctx, block.id, instance.instance_id);
       throw err;
     }
-  };
-  const queue = [...placements];
+  });
+  if (failures.length > 0) throw failures[0];
+  return ready;
+};
+
+/** Runs `task` over `items`, `concurrency` at a time; the failures, once every task has settled. */
+const inParallel = async <T>(
+  concurrency: number,
+  items: readonly T[],
+  task: (item: T) => Promise<void>,
+): Promise<unknown[]> => {
+  const queue = [...items];
+  const failures: unknown[] = [];
   const worker = async () => {
-    for (let next = queue.shift(); next; next = queue.shift()) {
+    for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
       try {
-        await start(next);
+        await task(next);
       } catch (err) {
-        failure ??= err;
+        failures.push(err);
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(ctx.startConcurrency, count)) }, worker));
-  if (failure !== null) throw failure;
-  return ready;
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker));
+  return failures;
+};
+
+/** Starts one instance of the block with this id where `placement` says; resolves once it is healthy. */
+const launchInstance = async (
+  ctx: ControllerContext,
+  block: BlockDoc,
+  instanceId: string,
+  placement: Placement,
+): Promise<BlockInstance> => {
+  const status: InstanceStatus = await ctx.runtime.startInstance({
+    blockId: block.id,
+    instanceId,
+    nodeId: placement.node_id,
+    gpus: placement.gpus,
+    template: block.runtime,
+    initData: block.blockInitData ?? {},
+    initSettings: block.initSettings ?? {},
+    parameters: block.parameters ?? {},
+    controllerUrl: ctx.url,
+  });
+  if (!status.url) {
+    await stopQuietly(ctx, block.id, status.instanceId);
+    throw new ApiError(503, "instance_unreachable", `instance ${status.instanceId} has no URL`);
+  }
+  return {
+    instance_id: status.instanceId,
+    node_id: placement.node_id,
+    gpus: placement.gpus,
+    url: status.url,
+    started_at: status.startedAt,
+  };
+};
+
+export interface ResumedBlock {
+  block_id: string;
+  /** Instances started again, with their ids, nodes and GPUs. */
+  restarted: string[];
+  /** Instances that would not start again, dropped from the block. */
+  dropped: string[];
+  services_restarted: boolean;
+}
+
+/**
+ * After a restart that found some of a running block's workloads gone (`aios up` stops them all on
+ * Ctrl-C; a reboot does too): each missing instance starts again with its id, node and GPUs, then the
+ * block's services with the instances as they now are. What still runs is left alone.
+ */
+export const resumeBlocks = async (ctx: ControllerContext): Promise<ResumedBlock[]> => {
+  const alive = new Set(
+    (await ctx.runtime.listInstances())
+      .filter((i) => i.state === "running" || i.state === "starting")
+      .map((i) => `${i.blockId}\n${i.instanceId}`),
+  );
+  const resumed: ResumedBlock[] = [];
+  for (const block of await findBlocks(ctx, { status: "running" })) {
+    const instances = block.instances ?? [];
+    const missing = instances.filter((i) => !alive.has(`${block.id}\n${i.instance_id}`));
+    const servicesUp = (await ctx.runtime.getBlockServices(block.id))?.state === "running";
+    if (missing.length === 0 && servicesUp) continue;
+    const restarted = new Map<string, BlockInstance>();
+    await inParallel(ctx.startConcurrency, missing, async (i) => {
+      restarted.set(i.instance_id, await launchInstance(ctx, block, i.instance_id, i));
+    });
+    const now = instances.flatMap((i) => {
+      const again = restarted.get(i.instance_id);
+      return again ? [again] : missing.includes(i) ? [] : [i];
+    });
+    let urls = block.services?.urls ?? {};
+    if (!servicesUp) {
+      const services = await ctx.runtime.startBlockServices({
+        blockId: block.id,
+        block: { ...block, instances: now },
+        instances: now.map((i) => ({ id: i.instance_id, url: i.url })),
+        controllerUrl: ctx.url,
+        registryUrl: ctx.registryUrl,
+        clusterId: ctx.clusterId,
+      });
+      urls = services.urls;
+    } else {
+      const mapper = blockClient(block);
+      for (const i of restarted.values()) await mapper.addInstance({ id: i.instance_id, url: i.url });
+    }
+    await blocks(ctx).update(block.id, { $set: { instances: now, services: { urls } } });
+    resumed.push({
+      block_id: block.id,
+      restarted: [...restarted.keys()],
+      dropped: missing.filter((i) => !restarted.has(i.instance_id)).map((i) => i.instance_id),
+      services_restarted: !servicesUp,
+    });
+  }
+  return resumed;
 };
 
 /** Starts one instance (a replacement) where the resource allocator says. */

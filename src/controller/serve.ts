@@ -17,7 +17,7 @@ import { openRuntime, type RuntimeConfig } from "../runtime/index.ts";
 import type { AdoptReport, RuntimeDriver } from "../runtime/types.ts";
 import { isOpenStore, openStore, type Store, type StoreConfig } from "../store/index.ts";
 import { createControllerApp } from "./app.ts";
-import { findBlocks } from "./blocks.ts";
+import { findBlocks, type ResumedBlock, resumeBlocks } from "./blocks.ts";
 import type { ControllerContext } from "./context.ts";
 import { EventsProcessor } from "./events.ts";
 import { closeGrpcSessions, grpcProxy } from "./gateway.ts";
@@ -49,6 +49,8 @@ export interface RunningController {
   url: string;
   listeners: Listener[];
   adopted: AdoptReport;
+  /** Blocks whose workloads were gone and were started again. */
+  resumed: ResumedBlock[];
   scanner: InfraScanner;
   events: EventsProcessor;
   /** Stops serving; instances and block services keep running (a restart adopts them). */
@@ -159,6 +161,8 @@ export const startController = async (options: ControllerOptions): Promise<Runni
     const adopted = await runtime.adopt();
     handler = createControllerApp({ ctx, registry, scanner, stability, events }).fetch;
     hook = grpcProxy(ctx);
+    // Serving already: restarted block services register with the controller as they come up.
+    const resumed = await resumeBlocks(ctx);
     scanner.start();
     events.start();
     const stopServing = async () => {
@@ -176,6 +180,7 @@ export const startController = async (options: ControllerOptions): Promise<Runni
       url,
       listeners: [{ name: "controller", url }],
       adopted,
+      resumed,
       scanner,
       events,
       stop: stopServing,
