@@ -5,7 +5,8 @@
  *   `DELETE /api/blocks/{id}` (removal from its cluster) — creations.ts;
  * - the console API for the `aios` client verbs and the dashboard — console.ts: `GET /api/clusters`,
  *   `GET /api/blocks`, `GET /api/blocks/{id}` (with the allocation steps), `POST /api/blocks/{id}/scale`,
- *   `GET /api/blocks/{id}/metrics|logs|events`, `GET /api/creations`, `GET|POST /api/policies`.
+ *   `GET /api/blocks/{id}/metrics|logs|events`, `GET /api/creations`, `GET|POST /api/policies`;
+ * - `GET /openapi.json` (openapi.ts) and the dashboard at `/` (ui.ts, files in src/ui).
  */
 import { Hono } from "hono";
 import { onError, onNotFound, readJson } from "../http/errors.ts";
@@ -22,12 +23,15 @@ import {
   scaleBlock,
 } from "./console.ts";
 import { createBlock, type GatewayDeps, removeBlock } from "./creations.ts";
+import { gatewayOpenApi } from "./openapi.ts";
+import { mountUi } from "./ui.ts";
 
 export const createGatewayApp = (deps: GatewayDeps & ConsoleDeps): Hono => {
   const app = new Hono({ strict: false });
   app.onError(onError);
   app.notFound(onNotFound);
   app.get("/health", (c) => c.json({ status: "ok" }));
+  app.get("/openapi.json", (c) => c.json(gatewayOpenApi()));
   app.post("/api/createBlock", async (c) => c.json(await createBlock(deps, await readJson(c.req.raw)), 201));
 
   app.get("/api/clusters", async (c) => c.json(await listClusters(deps)));
@@ -45,5 +49,7 @@ export const createGatewayApp = (deps: GatewayDeps & ConsoleDeps): Hono => {
   app.get("/api/creations", async (c) => c.json(await recentCreations(deps, c.req.query("limit"))));
   app.get("/api/policies", (c) => forwardToRegistry(deps.registry, c.req.raw, "/policies"));
   app.post("/api/policies", (c) => forwardToRegistry(deps.registry, c.req.raw, "/policies"));
+  // The dashboard: GET / and /ui/* (src/ui, no build step).
+  mountUi(app);
   return app;
 };
