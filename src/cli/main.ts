@@ -4,30 +4,52 @@
  * `--help`. A mistake on the command line prints the usage on stderr and exits with status 2.
  */
 import { allocatorVerb } from "./allocator.ts";
+import { applyVerb } from "./apply.ts";
 import { UsageError, type Verb } from "./args.ts";
 import { blockRuntimeVerb } from "./block-runtime.ts";
 import { controllerVerb } from "./controller.ts";
+import { deleteVerb } from "./delete.ts";
 import { gatewayVerb } from "./gateway.ts";
+import { getVerb } from "./get.ts";
+import { inferVerb } from "./infer.ts";
+import { logsVerb } from "./logs.ts";
 import { policyVerb } from "./policy.ts";
 import { registryVerb } from "./registry.ts";
+import { scaleVerb } from "./scale.ts";
 import { upVerb } from "./up.ts";
 
-export const VERBS: readonly Verb[] = [
+/** Verbs that serve, then verbs that talk to a running system (through the gateway). */
+const SERVER_VERBS: readonly Verb[] = [
   upVerb,
   registryVerb,
   gatewayVerb,
   controllerVerb,
   allocatorVerb,
   blockRuntimeVerb,
+];
+const CLIENT_VERBS: readonly Verb[] = [
+  applyVerb,
+  getVerb,
+  inferVerb,
+  scaleVerb,
+  logsVerb,
+  deleteVerb,
   policyVerb,
 ];
+
+export const VERBS: readonly Verb[] = [...SERVER_VERBS, ...CLIENT_VERBS];
+
+const verbLines = (verbs: readonly Verb[]) => verbs.map((v) => `  ${v.name.padEnd(14)} ${v.summary}`);
 
 export const usage = (): string =>
   [
     "usage: aios <verb> [flags]",
     "",
-    "verbs:",
-    ...VERBS.map((v) => `  ${v.name.padEnd(14)} ${v.summary}`),
+    "run the system:",
+    ...verbLines(SERVER_VERBS),
+    "",
+    "use it (through the gateway: --gateway URL, default $AIOS_GATEWAY_URL or http://127.0.0.1:8080):",
+    ...verbLines(CLIENT_VERBS),
     "",
     "Run `aios <verb> --help` for a verb's flags.",
   ].join("\n");

@@ -16,6 +16,7 @@ import { compilePolicy, instantiatePolicy } from "../policy/runtime.ts";
 import { AdmissionError, admitPolicyModule } from "../policy/wasm/admission.ts";
 import { DEFAULT_REGISTRY_URL, RegistryClient } from "../registry/client.ts";
 import { type FlagValue, parseFlags, stringFlag, UsageError, type Verb } from "./args.ts";
+import { policiesTable } from "./get.ts";
 
 const registryUrl = (flag: FlagValue) =>
   stringFlag(flag) ?? process.env.AIOS_REGISTRY_URL ?? DEFAULT_REGISTRY_URL;
@@ -59,18 +60,6 @@ const print = (text: string): number => {
   return 0;
 };
 
-const table = (rows: string[][]): string => {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
-  return rows
-    .map((r) =>
-      r
-        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
-};
-
 const BUILD_USAGE = `usage: aios policy build <policy.ts> [-o out.wasm]
 
 Compiles an AssemblyScript policy written with the aios SDK (import from "wasm-policies/sdk") into a
@@ -85,7 +74,9 @@ const UPLOAD_USAGE = `usage: aios policy upload <policy.wasm> --uri NAME:VERSION
   --memory-bytes N   memory cap (default ${SANDBOX_DEFAULTS.memoryBytes})
   --registry URL     the registry (default $AIOS_REGISTRY_URL or ${DEFAULT_REGISTRY_URL})`;
 
-const LIST_USAGE = `usage: aios policy list [--kind K] [--json] [--registry URL]`;
+const LIST_USAGE = `usage: aios policy list [--kind K] [--json] [--registry URL]
+
+Lists the policies stored in the registry (aios get policies shows the same through the gateway).`;
 
 const TEST_USAGE = `usage: aios policy test <uri | policy.wasm> --input in.json [flags]
 
@@ -166,10 +157,8 @@ const list = async (argv: string[]): Promise<number> => {
     kindFlag(values.kind, false),
   );
   if (values.json) return print(JSON.stringify(policies, null, 2));
-  if (policies.length === 0) return print("no policies stored (upload one: aios policy upload --help)");
-  const rows = policies.map((p) => [p.uri, p.kind, `${p.size}`, p.exports.join(","), p.description]);
-  console.log(table([["URI", "KIND", "BYTES", "EXPORTS", "DESCRIPTION"], ...rows]));
-  return 0;
+  // The same table as `aios get policies`, which reads them through the gateway.
+  return print(policiesTable(policies));
 };
 
 const test = async (argv: string[]): Promise<number> => {
