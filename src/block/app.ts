@@ -18,6 +18,7 @@ import { badRequest, notFound, onError, onNotFound, readJson, readJsonWith } fro
 import { grpcUnaryHandler } from "../http/grpc-unary.ts";
 import { type Executor, ExecutorError, type LoadBalancerPolicy } from "./executor.ts";
 import { type InstanceRef, type Mapper, readInstanceList } from "./mapper.ts";
+import { executorMetricsOpenApi, mapperOpenApi, mgmtOpenApi } from "./openapi.ts";
 import { PacketError } from "./packet.ts";
 import type { Sidecar } from "./sidecar.ts";
 
@@ -87,10 +88,11 @@ export const createExecutorMetricsApp = (executor: Executor): Hono => {
     }),
   );
   app.get("/metrics/json", (c) => c.json(executor.metrics.blockMetrics()));
+  app.get("/openapi.json", (c) => c.json(executorMetricsOpenApi()));
   return app;
 };
 
-const MgmtBody = z.object({
+export const MgmtBody = z.object({
   mgmt_action: z.string().min(1),
   mgmt_data: z.unknown().optional(),
 });
@@ -115,6 +117,7 @@ export const createMgmtApp = ({ builtins, policy: current, service }: MgmtAppOpt
   app.onError(onError);
   app.notFound(onNotFound);
   const names = Object.keys(builtins);
+  app.get("/openapi.json", (c) => c.json(mgmtOpenApi(service, names)));
   app.post("/mgmt", async (c) => {
     const { mgmt_action: action, mgmt_data: data } = await readJsonWith(c.req.raw, MgmtBody);
     const builtin = Object.hasOwn(builtins, action) ? builtins[action] : undefined;
@@ -213,5 +216,6 @@ export const createMapperApp = (mapper: Mapper): Hono => {
     mapper.remove(id);
     return c.json(state());
   });
+  app.get("/openapi.json", (c) => c.json(mapperOpenApi()));
   return app;
 };

@@ -21,7 +21,7 @@ import { runPreCheck } from "./prechecks.ts";
 
 const BlockId = z.string().min(1);
 
-const Scale = z.discriminatedUnion("operation", [
+export const Scale = z.discriminatedUnion("operation", [
   z.object({
     block_id: BlockId,
     operation: z.literal("upscale"),
@@ -34,19 +34,28 @@ const Scale = z.discriminatedUnion("operation", [
   }),
 ]);
 
-const RemoveInstance = z.object({
+export const RemoveInstance = z.object({
   block_id: BlockId,
   instance_id: z.string().min(1),
   replace: z.boolean().default(false),
   reason: z.string().optional(),
 });
 
-const InitStatus = z.object({
+export const InitStatus = z.object({
   block_id: BlockId,
   instance_id: z.string().optional(),
   status: z.string().min(1),
   data: z.unknown().optional(),
 });
+
+export const BlockRef = z.object({ block_id: BlockId });
+
+export const ReassignInstances = z.object({
+  block_id: BlockId,
+  instance_ids: z.array(z.string().min(1)).min(1),
+});
+
+export const ParameterUpdate = z.object({ block_id: BlockId, parameters: z.record(z.string(), z.unknown()) });
 
 interface ActionDef {
   /** The pre-check hook run before the action, if any. */
@@ -59,7 +68,7 @@ export const ACTIONS: Record<string, ActionDef> = {
   create_block: { hook: "add_block", run: (ctx, data) => createBlock(ctx, data) },
   remove_block: {
     hook: "remove_block",
-    run: (ctx, data) => removeBlock(ctx, parseWith(z.object({ block_id: BlockId }), data, ["data"]).block_id),
+    run: (ctx, data) => removeBlock(ctx, parseWith(BlockRef, data, ["data"]).block_id),
   },
   scale: {
     hook: "scale_block",
@@ -85,11 +94,7 @@ export const ACTIONS: Record<string, ActionDef> = {
   },
   reassign_instances: {
     async run(ctx, data) {
-      const req = parseWith(
-        z.object({ block_id: BlockId, instance_ids: z.array(z.string().min(1)).min(1) }),
-        data,
-        ["data"],
-      );
+      const req = parseWith(ReassignInstances, data, ["data"]);
       const moved = [];
       for (const id of req.instance_ids) moved.push(await removeInstance(ctx, req.block_id, id, true));
       return { block_id: req.block_id, reassigned: moved };
@@ -98,11 +103,7 @@ export const ACTIONS: Record<string, ActionDef> = {
   parameter_update: {
     hook: "block_mgmt",
     async run(ctx, data) {
-      const req = parseWith(
-        z.object({ block_id: BlockId, parameters: z.record(z.string(), z.unknown()) }),
-        data,
-        ["data"],
-      );
+      const req = parseWith(ParameterUpdate, data, ["data"]);
       return updateParameters(ctx, req.block_id, req.parameters);
     },
   },
@@ -134,7 +135,7 @@ export const ACTIONS: Record<string, ActionDef> = {
   },
   query_init_container_data: {
     async run(ctx, data) {
-      const req = parseWith(z.object({ block_id: BlockId }), data, ["data"]);
+      const req = parseWith(BlockRef, data, ["data"]);
       const block = await getBlock(ctx, req.block_id);
       return {
         block_id: req.block_id,

@@ -8,6 +8,7 @@
  * - `GET /check_stability`, `POST /mgmt` (stability.ts, mgmt.ts)
  * - `POST /events`, `GET /events` (events.ts)
  * - `/block/{id}/...`: the cluster's public gateway to a block's services (gateway.ts)
+ * - `GET /openapi.json`: the OpenAPI 3.1 document of these routes (openapi.ts)
  */
 import { Hono } from "hono";
 import { z } from "zod";
@@ -21,6 +22,7 @@ import { acceptEvent, type EventsProcessor } from "./events.ts";
 import { proxyToBlock } from "./gateway.ts";
 import { blockLogs } from "./logs.ts";
 import { executeMgmt } from "./mgmt.ts";
+import { controllerOpenApi } from "./openapi.ts";
 import type { InfraScanner } from "./scanner.ts";
 import type { StabilityChecker } from "./stability.ts";
 import { vdagAction } from "./vdag.ts";
@@ -33,11 +35,11 @@ export interface ControllerServices {
   events: EventsProcessor;
 }
 
-const QueryBody = z.object({
+export const QueryBody = z.object({
   query: z.record(z.string(), z.unknown()).default({}),
   options: z.unknown().optional(),
 });
-const NodeHealth = z.object({ status: z.enum(["healthy", "unhealthy"]).nullable() });
+export const NodeHealth = z.object({ status: z.enum(["healthy", "unhealthy"]).nullable() });
 
 export const createControllerApp = ({
   ctx,
@@ -52,6 +54,7 @@ export const createControllerApp = ({
   const blocks = ctx.store.collection("blocks");
 
   app.get("/health", (c) => c.json({ status: "ok", cluster_id: ctx.clusterId }));
+  app.get("/openapi.json", (c) => c.json(controllerOpenApi()));
 
   app.post("/executeAction", async (c) =>
     c.json((await executeAction(ctx, await readJson(c.req.raw))) ?? {}),

@@ -13,7 +13,7 @@ import type { ControllerContext } from "./context.ts";
 import { declaredNodeIds } from "./placement.ts";
 import { runPreCheck } from "./prechecks.ts";
 
-const NewNode = NodeSchema.extend({ id: z.string().min(1) });
+export const NewNode = NodeSchema.extend({ id: z.string().min(1) });
 
 export const addNode = async (ctx: ControllerContext, registry: RegistryClient, body: unknown) => {
   const node = parseWith(NewNode, await runPreCheck(ctx, "add_node", body ?? {}), ["node"]);

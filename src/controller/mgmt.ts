@@ -11,7 +11,7 @@ import { blockClient, getBlock } from "./blocks.ts";
 import type { ControllerContext } from "./context.ts";
 import { runPreCheck } from "./prechecks.ts";
 
-const Command = z.object({
+export const MgmtCommand = z.object({
   block_id: z.string().min(1).optional(),
   service: z.string().min(1),
   mgmt_action: z.string().min(1),
@@ -25,7 +25,7 @@ export const executeMgmt = async (
   body: unknown,
   stability: { management(action: string, data: unknown): Promise<unknown> },
 ): Promise<unknown> => {
-  const command = parseWith(Command, body);
+  const command = parseWith(MgmtCommand, body);
   if (command.block_id === undefined) {
     if (command.service !== "stability_checker") {
       throw badRequest(
@@ -33,10 +33,10 @@ export const executeMgmt = async (
         "block_id: required unless service is stability_checker (the cluster's stability checker)",
       );
     }
-    const checked = parseWith(Command, await runPreCheck(ctx, "cluster_mgmt", command));
+    const checked = parseWith(MgmtCommand, await runPreCheck(ctx, "cluster_mgmt", command));
     return stability.management(checked.mgmt_action, checked.mgmt_data ?? {});
   }
-  const checked = parseWith(Command, await runPreCheck(ctx, "block_mgmt", command));
+  const checked = parseWith(MgmtCommand, await runPreCheck(ctx, "block_mgmt", command));
   const block = await getBlock(ctx, checked.block_id ?? command.block_id);
   const data = checked.mgmt_data ?? {};
   if (checked.service === "instances") {

@@ -15,7 +15,7 @@ import { runPreCheck } from "./prechecks.ts";
 
 const Id = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/, "1 to 63 letters, digits, '.', '_' or '-'");
 
-const Create = z.looseObject({
+export const CreateVdagController = z.looseObject({
   vdag_controller_id: Id,
   vdag_uri: z.string().min(1),
   config: z.looseObject({
@@ -34,6 +34,13 @@ const Create = z.looseObject({
 
 const Body = z.object({ action: z.string().min(1), payload: z.unknown().optional() });
 
+export const ScaleVdagController = z.object({
+  vdag_controller_id: Id,
+  replicas: z.number().int().min(0).max(100),
+});
+
+export const VdagControllerRef = z.object({ vdag_controller_id: Id });
+
 export const VDAG_ACTIONS = [
   "create_controller",
   "remove_controller",
@@ -47,9 +54,11 @@ export const vdagAction = async (ctx: ControllerContext, body: unknown): Promise
   const docs = new ScopedCollection(ctx.store.collection("vdag_controllers"), ctx.clusterId);
   switch (action) {
     case "create_controller": {
-      const spec = parseWith(Create, await runPreCheck(ctx, "add_vdag_controller", payload ?? {}), [
-        "payload",
-      ]);
+      const spec = parseWith(
+        CreateVdagController,
+        await runPreCheck(ctx, "add_vdag_controller", payload ?? {}),
+        ["payload"],
+      );
       const runtime = spec.config.runtime;
       if (!runtime?.command && !runtime?.image) {
         throw badRequest(
@@ -86,14 +95,10 @@ export const vdagAction = async (ctx: ControllerContext, body: unknown): Promise
       }
     }
     case "scale_controller": {
-      const req = parseWith(
-        z.object({ vdag_controller_id: Id, replicas: z.number().int().min(0).max(100) }),
-        payload ?? {},
-        ["payload"],
-      );
+      const req = parseWith(ScaleVdagController, payload ?? {}, ["payload"]);
       const doc = await docs.get(req.vdag_controller_id);
       if (!doc) throw notFound(`no vDAG controller '${req.vdag_controller_id}'`);
-      const config = doc.config as z.infer<typeof Create>["config"];
+      const config = doc.config as z.infer<typeof CreateVdagController>["config"];
       const status = await ctx.runtime.applyVdagController({
         id: req.vdag_controller_id,
         replicas: req.replicas,
@@ -106,7 +111,7 @@ export const vdagAction = async (ctx: ControllerContext, body: unknown): Promise
     }
     case "remove_controller": {
       const req = parseWith(
-        z.object({ vdag_controller_id: Id }),
+        VdagControllerRef,
         await runPreCheck(ctx, "remove_vdag_controller", payload ?? {}),
         ["payload"],
       );

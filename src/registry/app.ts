@@ -22,6 +22,7 @@
  *     GET    /{uri}             metadata;  GET /{uri}/wasm?form=original|instrumented  the module
  *     DELETE /{uri}
  *   GET /health                {"status": "ok", "store": <kind>}
+ *   GET /openapi.json          the OpenAPI 3.1 document of these routes (openapi.ts)
  *
  * Errors follow src/http/errors.ts: `{"error": {"code", "message", "details"}}`, except under
  * /cluster, where they keep the metrics envelope.
@@ -35,6 +36,7 @@ import { clusterRegistry } from "./clusters.ts";
 import { componentRegistry } from "./components.ts";
 import { type DocumentRegistry, parseListParams } from "./documents.ts";
 import { failure, type MetricsRegistry, metricsRegistry, ok } from "./metrics.ts";
+import { metricsOpenApi, registryOpenApi } from "./openapi.ts";
 import { readPolicyUpload } from "./policies.ts";
 
 const listParams = (q: Record<string, string>) => ({ limit: q.limit, skip: q.skip });
@@ -112,6 +114,7 @@ export const createMetricsApp = (store: Store): Hono => {
   app.onError(onError);
   app.notFound((c) => c.json(failure(notFound(`no route for ${c.req.method} ${c.req.path}`)), 404));
   app.get("/health", (c) => c.json(health(store)));
+  app.get("/openapi.json", (c) => c.json(metricsOpenApi()));
   app.route("/cluster", metricsRoutes(metricsRegistry(store)));
   return app;
 };
@@ -122,6 +125,7 @@ export const createRegistryApp = (store: Store): Hono => {
   app.onError(onError);
   app.notFound(onNotFound);
   app.get("/health", (c) => c.json(health(store)));
+  app.get("/openapi.json", (c) => c.json(registryOpenApi()));
   app.route("/clusters", documentRoutes(clusterRegistry(store)));
   app.route("/components", documentRoutes(componentRegistry(store)));
   app.route("/policies", policyRoutes(new PolicyStore(store)));
