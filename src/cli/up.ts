@@ -186,6 +186,7 @@ export const startUp = async (options: UpOptions): Promise<{ parts: Part[]; list
       registryUrl,
       store,
       runDir: join(options.dataDir, "runtime"),
+      publishClusterMetrics: true,
       ...(process.env.REDIS_URL ? { redisUrl: process.env.REDIS_URL } : {}),
     });
     // Ctrl-C stops the workloads too: `aios up` leaves nothing behind, and resumes them next time.

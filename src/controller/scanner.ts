@@ -52,9 +52,19 @@ export class InfraScanner {
   #scanning: Promise<NodeState[]> | null = null;
   #unwatch: (() => void) | null = null;
 
-  constructor(ctx: ControllerContext, options: { intervalMs?: number } = {}) {
+  readonly #publish: ((nodes: readonly NodeState[]) => Promise<void>) | null;
+
+  constructor(
+    ctx: ControllerContext,
+    options: {
+      intervalMs?: number;
+      /** After each scan, hand the node states on (the controller publishes the cluster's metrics). */
+      publish?: (nodes: readonly NodeState[]) => Promise<void>;
+    } = {},
+  ) {
     this.#ctx = ctx;
     this.intervalMs = options.intervalMs ?? 10_000;
+    this.#publish = options.publish ?? null;
   }
 
   /** Node ids out of placement: unhealthy or cordoned. */
@@ -133,6 +143,13 @@ export class InfraScanner {
     }
     this.#states.clear();
     for (const [id, s] of next) this.#states.set(id, s);
+    // Metrics are advisory: a registry that does not answer must not stop the healing below.
+    await this.#publish?.([...next.values()]).catch((err: unknown) => {
+      console.error(
+        "[controller] publishing the cluster metrics failed:",
+        err instanceof Error ? err.message : err,
+      );
+    });
     // Exits the watch may have missed (a restart in between): every exited instance still in a block.
     for (const i of await ctx.runtime.listInstances()) {
       if (i.state === "exited" || i.state === "failed") {

@@ -4,7 +4,7 @@
  * opens the runtime and adopts what still runs from a previous start, then serves the API and starts
  * the scanner and the block events processor.
  */
-import { hostname } from "node:os";
+import { hostname, loadavg } from "node:os";
 import { join } from "node:path";
 import { ServiceClientError } from "../http/client.ts";
 import { listenDualProtocol, type StreamHook } from "../http/dual-protocol.ts";
@@ -18,10 +18,11 @@ import type { AdoptReport, RuntimeDriver } from "../runtime/types.ts";
 import { isOpenStore, openStore, type Store, type StoreConfig } from "../store/index.ts";
 import { createControllerApp } from "./app.ts";
 import { findBlocks, type ResumedBlock, resumeBlocks } from "./blocks.ts";
+import { clusterMetricsDocument } from "./cluster-metrics.ts";
 import type { ControllerContext } from "./context.ts";
 import { EventsProcessor } from "./events.ts";
 import { closeGrpcSessions, grpcProxy } from "./gateway.ts";
-import { InfraScanner } from "./scanner.ts";
+import { InfraScanner, type NodeState } from "./scanner.ts";
 import { StabilityChecker } from "./stability.ts";
 
 export const CONTROLLER_PORT = 7000;
@@ -40,6 +41,11 @@ export interface ControllerOptions {
   scanIntervalMs?: number;
   /** How many instances start at once on create or upscale; default 4. */
   startConcurrency?: number;
+  /**
+   * Publish the cluster's metrics (load, CPU, memory, GPUs) to the registry after each scan. Off by
+   * default: a cluster whose metrics come from elsewhere keeps them.
+   */
+  publishClusterMetrics?: boolean;
   /** Overrides the registry as the source of compiled policies (tests). */
   resolvePolicy?: PolicyResolver;
 }
@@ -139,10 +145,23 @@ export const startController = async (options: ControllerOptions): Promise<Runni
       unhealthyNodes: () => scanner?.unhealthy() ?? new Set(),
       cordon: (nodeId, cordoned) => scanner?.cordon(nodeId, cordoned),
     };
-    scanner = new InfraScanner(
-      ctx,
-      options.scanIntervalMs === undefined ? {} : { intervalMs: options.scanIntervalMs },
-    );
+    const runtimeKind = runtime.name;
+    scanner = new InfraScanner(ctx, {
+      ...(options.scanIntervalMs === undefined ? {} : { intervalMs: options.scanIntervalMs }),
+      ...(options.publishClusterMetrics
+        ? {
+            publish: (nodes: readonly NodeState[]) =>
+              registry.putClusterMetrics(
+                options.clusterId,
+                clusterMetricsDocument(nodes, {
+                  // The load averages are this machine's: the process runtime's workloads run here.
+                  loadavg: runtimeKind === "process" ? (loadavg() as [number, number, number]) : null,
+                  vcpus: navigator.hardwareConcurrency,
+                }),
+              ),
+          }
+        : {}),
+    });
     const nodeScanner = scanner;
     // The scanner's view of the cluster's declared nodes (operator verdicts included), not the bare
     // probe of this machine: that is what the stability policy judges (cluster-controller.md).

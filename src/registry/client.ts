@@ -140,6 +140,15 @@ export class RegistryClient {
     return ((await res.json()) as { data?: unknown }).data ?? null;
   }
 
+  /** `PUT /cluster/{id}`: writes the cluster's global metrics document. */
+  async putClusterMetrics(id: string, doc: Record<string, unknown>): Promise<void> {
+    await this.#fetch(`/cluster/${encodeURIComponent(id)}`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(doc),
+    });
+  }
+
   async deletePolicy(uri: string): Promise<void> {
     await this.#fetch(`/policies/${encodeURIComponent(uri)}`, { method: "DELETE" });
   }
