@@ -1,0 +1,123 @@
+/**
+ * The dashboard in chromium against a stand-in API (test/ui/fake-console.ts), for what the real system
+ * seldom shows on demand: a failed creation and its steps, an unreachable cluster and an unhealthy node,
+ * a refused scale, and a list the API fails to give (shown, then cleared when it answers again).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { createFakeConsole, type FakeConsole } from "./fake-console.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium) {
+  console.warn(
+    `test/ui/dashboard-states.test.ts skipped: no ${CHROMIUM} (.ci/run installs Debian's chromium)`,
+  );
+}
+const ARTIFACTS = fileURLToPath(new URL("../../test-artifacts/ui/", import.meta.url));
+
+describe.skipIf(!hasChromium)("dashboard states (chromium, stand-in API)", () => {
+  let fake: FakeConsole;
+  let server: ReturnType<typeof Bun.serve>;
+  let browser: Browser;
+  let page: Page;
+  let base: string;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    fake = createFakeConsole();
+    server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: fake.app.fetch });
+    base = `http://127.0.0.1:${server.port}`;
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    });
+    page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    page.setDefaultTimeout(15_000);
+    page.on("pageerror", (err) => pageErrors.push(err.message));
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close().catch(() => {});
+    server?.stop(true);
+  });
+
+  test("a failed creation: its badge, its error and the step that failed", async () => {
+    await page.goto(`${base}/#/`);
+    const card = page.locator('[data-block-card="detector-eu"]');
+    await card.waitFor();
+    await expect(card.getAttribute("data-status")).resolves.toBe("failed");
+    await expect(card.locator(".block-error").textContent()).resolves.toContain("no_candidate");
+    await page.goto(`${base}/#/creations`);
+    const creation = page.locator('details[data-creation="detector-eu"]');
+    await creation.waitFor();
+    await expect(creation.locator('[data-step-chip="dry_run"]').getAttribute("class")).resolves.toContain(
+      "fail",
+    );
+    await expect(creation.locator('[data-step-chip="allocation"]').getAttribute("class")).resolves.toContain(
+      "missing",
+    );
+    // The newest creation is unfolded: the failed step with its detail.
+    const step = creation.locator('.step[data-step="dry_run"]');
+    await step.waitFor();
+    await expect(step.getAttribute("data-ok")).resolves.toBe("false");
+    await expect(step.textContent()).resolves.toContain("service_unreachable");
+  }, 30_000);
+
+  test("an unreachable cluster and an unhealthy node are shown with their reasons", async () => {
+    await page.goto(`${base}/#/clusters`);
+    const edge = page.locator('#cluster-list [data-cluster="edge"]');
+    await edge.waitFor();
+    await expect(edge.locator(".cluster-error").textContent()).resolves.toContain("ECONNREFUSED");
+    const node = edge.locator('[data-node="edge-node-2"]');
+    await expect(node.getAttribute("data-healthy")).resolves.toBe("false");
+    await expect(node.textContent()).resolves.toContain("probe failed 3 times");
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: `${ARTIFACTS}clusters-states.png`, fullPage: true });
+  }, 30_000);
+
+  test("a refused scale shows the API's message", async () => {
+    await page.goto(`${base}/#/block/demo`);
+    const input = page.locator("#view-block .actions input[type=number]");
+    await input.waitFor();
+    await input.fill("9");
+    await page.getByRole("button", { name: "Scale to" }).click();
+    const result = page.locator("#view-block .actions .result.error");
+    await result.waitFor();
+    await expect(result.textContent()).resolves.toBe(
+      "409 out_of_bounds: instances must be within 1 and 4, got 9",
+    );
+  }, 30_000);
+
+  test("a list the API fails to give is shown until it answers again", async () => {
+    await page.goto(`${base}/#/clusters`);
+    fake.failClusters(true);
+    const row = page.locator('#errors .error-row[data-source="GET /api/clusters"]');
+    await row.waitFor();
+    await expect(row.textContent()).resolves.toContain(
+      "503 service_unreachable: the registry did not answer",
+    );
+    await expect(page.locator("#conn").getAttribute("data-state")).resolves.toBe("error");
+    // The last clusters read stay on the page meanwhile.
+    expect(await page.locator('#cluster-list [data-cluster="local"]').count()).toBe(1);
+    await page.screenshot({ path: `${ARTIFACTS}api-error.png` });
+    fake.failClusters(false);
+    await row.waitFor({ state: "detached" });
+    await page.waitForFunction(() => document.querySelector("#conn")?.getAttribute("data-state") === "ok");
+  }, 30_000);
+
+  test("the page raised no script errors", () => {
+    expect(pageErrors).toEqual([]);
+  });
+});
