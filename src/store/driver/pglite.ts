@@ -1,14 +1,14 @@
 /** The embedded driver: PGlite in memory, or on disk under a data directory. */
-import { PGlite } from "@electric-sql/pglite";
 import { drizzle } from "drizzle-orm/pglite";
 import { migrate } from "drizzle-orm/pglite/migrator";
+import { createPglite } from "./pglite-template.ts";
 import type { Driver } from "./types.ts";
 
 export const openPglite = async (
   dataDir?: string,
   settings: Record<string, string> = {},
 ): Promise<Driver> => {
-  const client = await PGlite.create(dataDir ? { dataDir } : {});
+  const client = await createPglite(dataDir);
   for (const [name, value] of Object.entries(settings)) {
     await client.query("SELECT set_config($1, $2, false)", [name, value]);
   }
