@@ -1,8 +1,13 @@
-/** `aios controller --cluster-id ID`: one cluster's controller on the process runtime. */
+/**
+ * `aios controller --cluster-id ID`: one cluster's controller, on the process runtime (local processes,
+ * the default) or on Kubernetes (`--runtime kubernetes`: pods, Deployments, Services and Ingresses).
+ */
 import { CONTROLLER_PORT, startController } from "../controller/serve.ts";
 import { ServiceClientError } from "../http/client.ts";
+import type { RuntimeConfig } from "../runtime/index.ts";
+import { DEFAULT_IMAGE } from "../runtime/kubernetes/index.ts";
 import { storeConfigFrom } from "../store/index.ts";
-import { parseFlags, parsePort, stringFlag, UsageError, type Verb } from "./args.ts";
+import { type FlagValue, parseFlags, parsePort, stringFlag, UsageError, type Verb } from "./args.ts";
 import { serveService } from "./serve.ts";
 
 const flags = {
@@ -12,19 +17,118 @@ const flags = {
   host: { type: "string" },
   "data-dir": { type: "string" },
   "run-dir": { type: "string" },
+  runtime: { type: "string" },
+  namespace: { type: "string" },
+  image: { type: "string" },
+  "image-pull-policy": { type: "string" },
+  kubeconfig: { type: "string" },
+  context: { type: "string" },
+  "in-cluster": { type: "boolean" },
+  "advertise-url": { type: "string" },
+  "workload-port": { type: "string" },
+  "gpu-resource": { type: "string" },
+  "node-selector": { type: "string" },
+  "ingress-class": { type: "string" },
+  "ingress-host": { type: "string" },
+  "no-ingress": { type: "boolean" },
 } as const;
+
+const PULL_POLICIES = ["Always", "IfNotPresent", "Never"] as const;
+
+/** `--flag`, else the environment variable (how the deploy/ manifests configure the controller). */
+const setting = (raw: FlagValue, env: string): string | undefined =>
+  stringFlag(raw) ?? (process.env[env] || undefined);
+
+/** `--advertise-url` (or AIOS_ADVERTISE_URL): this controller as others reach it. */
+const advertiseUrlFrom = (values: Record<string, FlagValue>): string | undefined => {
+  const advertise = setting(values["advertise-url"], "AIOS_ADVERTISE_URL");
+  if (advertise !== undefined && !/^https?:\/\/[^/]+/.test(advertise)) {
+    throw new UsageError(`--advertise-url must be an http(s) URL, got ${JSON.stringify(advertise)}`);
+  }
+  return advertise;
+};
+
+/** The runtime the flags select; UsageErrors name the flag at fault. */
+export const runtimeFromFlags = (
+  values: Record<string, FlagValue>,
+): Omit<RuntimeConfig, "store" | "runDir" | "controllerUrl"> => {
+  const kind = setting(values.runtime, "AIOS_RUNTIME") ?? "process";
+  if (kind !== "process" && kind !== "kubernetes") {
+    throw new UsageError(`--runtime must be process or kubernetes, got ${JSON.stringify(kind)}`);
+  }
+  const k8sFlags = [
+    "namespace",
+    "image",
+    "image-pull-policy",
+    "kubeconfig",
+    "context",
+    "in-cluster",
+    "advertise-url",
+    "workload-port",
+    "gpu-resource",
+    "node-selector",
+    "ingress-class",
+    "ingress-host",
+    "no-ingress",
+  ].filter((f) => values[f] !== undefined);
+  if (kind === "process") {
+    if (k8sFlags.length > 0) {
+      throw new UsageError(`--${k8sFlags[0]} is for --runtime kubernetes (the runtime is process)`);
+    }
+    return { driver: "process" };
+  }
+  const pullPolicy = setting(values["image-pull-policy"], "AIOS_IMAGE_PULL_POLICY");
+  if (pullPolicy !== undefined && !(PULL_POLICIES as readonly string[]).includes(pullPolicy)) {
+    throw new UsageError(
+      `--image-pull-policy must be one of ${PULL_POLICIES.join(", ")}, got ${JSON.stringify(pullPolicy)}`,
+    );
+  }
+  const advertise = advertiseUrlFrom(values);
+  const workloadPort = values["workload-port"];
+  const port = workloadPort === undefined ? undefined : parsePort(workloadPort, "--workload-port", 8080);
+  if (port === 0) throw new UsageError("--workload-port must be a fixed port (1 to 65535), not 0");
+  const kubeconfig = stringFlag(values.kubeconfig);
+  const context = stringFlag(values.context);
+  const namespace = setting(values.namespace, "AIOS_NAMESPACE");
+  const gpuResource = setting(values["gpu-resource"], "AIOS_GPU_RESOURCE");
+  const nodeSelector = setting(values["node-selector"], "AIOS_NODE_SELECTOR");
+  const ingressClass = setting(values["ingress-class"], "AIOS_INGRESS_CLASS");
+  const ingressHost = setting(values["ingress-host"], "AIOS_INGRESS_HOST");
+  return {
+    driver: "kubernetes",
+    kubernetes: {
+      image: setting(values.image, "AIOS_IMAGE") ?? DEFAULT_IMAGE,
+      ...(pullPolicy ? { imagePullPolicy: pullPolicy as (typeof PULL_POLICIES)[number] } : {}),
+      ...(kubeconfig ? { kubeconfig } : {}),
+      ...(context ? { context } : {}),
+      ...(values["in-cluster"] === true ? { inCluster: true } : {}),
+      ...(namespace ? { namespace } : {}),
+      ...(advertise ? { podControllerUrl: advertise.replace(/\/+$/, "") } : {}),
+      ...(port !== undefined ? { workloadPort: port } : {}),
+      ...(gpuResource !== undefined ? { gpuResource: gpuResource === "none" ? "" : gpuResource } : {}),
+      ...(nodeSelector ? { nodeSelector } : {}),
+      ingress: {
+        enabled: values["no-ingress"] !== true && process.env.AIOS_INGRESS !== "false",
+        ...(ingressClass ? { className: ingressClass } : {}),
+        ...(ingressHost ? { host: ingressHost } : {}),
+      },
+    },
+  };
+};
 
 export const controllerVerb: Verb = {
   name: "controller",
   summary: "serve one cluster's controller (blocks, nodes, pre-checks, scanner, events)",
   usage: `usage: aios controller --cluster-id ID [--registry URL] [--port P] [--host H] [--data-dir DIR]
+                       [--runtime process|kubernetes] [kubernetes flags]
 
 Serves the cluster controller API of cluster-controller.md (/executeAction, /blocks, /cluster-actions,
 /vdag-controller, /healthy_nodes, /nodes_status, /check_stability, /mgmt, /events, and the public
-gateway /block/{id}/...). Instances and block services run as local processes, tracked in the store,
-so a restarted controller adopts what still runs. Registers the cluster document (with its urlMap) in
-the registry. Prints "listening controller <url>" once ready; stops on SIGINT or SIGTERM (workloads
-keep running).
+gateway /block/{id}/...). On the process runtime, instances and block services run as local processes,
+tracked in the store; on Kubernetes they are pods, Deployments, Services and Ingresses labelled with the
+cluster id. Either way a restarted controller adopts what still runs. Registers the cluster document
+(with its urlMap) in the registry. Prints "listening controller <url>" once ready; stops on SIGINT or
+SIGTERM (workloads keep running).
 
   --cluster-id ID     the cluster (required)
   --registry URL      the registry (default $AIOS_REGISTRY_URL, else http://127.0.0.1:3000)
@@ -32,7 +136,26 @@ keep running).
   --host H            address to bind (default 127.0.0.1)
   --data-dir DIR      on-disk PGlite for the blocks and runtime records (DATABASE_URL: PostgreSQL)
   --run-dir DIR       where workload logs go (default <data-dir>/runtime, else .data/runtime)
+  --runtime R         process (default) or kubernetes ($AIOS_RUNTIME)
   -h, --help          show this help
+
+Kubernetes (--runtime kubernetes); the variable in brackets is read when the flag is absent:
+  --kubeconfig FILE   credentials (default $KUBECONFIG, ~/.kube/config, else the pod's service account)
+  --context NAME      a kubeconfig context other than the current one
+  --in-cluster        use the pod's service account whatever files exist
+  --namespace NS      where workloads go ($AIOS_NAMESPACE; default the pod's or the context's namespace)
+  --image IMAGE       the aios image for block services and for workloads naming no image
+                      ($AIOS_IMAGE; default ${DEFAULT_IMAGE})
+  --image-pull-policy Always|IfNotPresent|Never ($AIOS_IMAGE_PULL_POLICY)
+  --advertise-url URL this controller as pods reach it, e.g. http://aios-controller.aios.svc:7000
+                      ($AIOS_ADVERTISE_URL; default the listening URL)
+  --workload-port P   the port instances and vDAG controllers listen on (default 8080)
+  --gpu-resource R    resource requested per GPU (default nvidia.com/gpu; "none": device ids by env only)
+                      ($AIOS_GPU_RESOURCE)
+  --node-selector S   a label selector limiting the nodes this cluster uses ($AIOS_NODE_SELECTOR)
+  --ingress-class C   ingressClassName of the blocks' Ingresses ($AIOS_INGRESS_CLASS)
+  --ingress-host H    host of the blocks' Ingresses ($AIOS_INGRESS_HOST; default any)
+  --no-ingress        no Ingress per block (AIOS_INGRESS=false); /block/{id}/... still answers here
 
 REDIS_URL selects Redis Streams for block events; without it the queue is in-process.`,
   async run(argv) {
@@ -45,6 +168,8 @@ REDIS_URL selects Redis Streams for block events; without it the queue is in-pro
     if (!clusterId) throw new UsageError("--cluster-id is required");
     const dataDir = stringFlag(values["data-dir"]);
     const runDir = stringFlag(values["run-dir"]);
+    const runtime = runtimeFromFlags(values);
+    const advertiseUrl = advertiseUrlFrom(values);
     return serveService(
       "controller",
       async () => {
@@ -58,6 +183,8 @@ REDIS_URL selects Redis Streams for block events; without it the queue is in-pro
               stringFlag(values.registry) ?? process.env.AIOS_REGISTRY_URL ?? "http://127.0.0.1:3000",
             store: storeConfigFrom(dataDir ? { dataDir } : {}),
             ...(runDir ? { runDir } : {}),
+            ...(advertiseUrl ? { advertiseUrl } : {}),
+            runtime,
           });
         } catch (err) {
           // The registry's own words (unreachable, refused) without the client's class name.

@@ -1,10 +1,12 @@
 /**
  * Infrastructure drivers behind one interface (types.ts), chosen once at start-up: local processes (the
- * embedded default, process.ts) or Kubernetes (a later issue).
+ * embedded default, process.ts) or Kubernetes (kubernetes/).
  */
+import { KubernetesDriver, type KubernetesDriverOptions } from "./kubernetes/index.ts";
 import { ProcessDriver, type ProcessDriverOptions } from "./process.ts";
 import type { RuntimeDriver } from "./types.ts";
 
+export { DEFAULT_IMAGE, KubernetesDriver, type KubernetesDriverOptions } from "./kubernetes/index.ts";
 export { parseNvidiaSmi } from "./local-node.ts";
 export { ProcessDriver, type ProcessDriverOptions, WorkloadStartError } from "./process.ts";
 export type * from "./types.ts";
@@ -14,15 +16,24 @@ export type RuntimeKind = "process" | "kubernetes";
 export interface RuntimeConfig extends ProcessDriverOptions {
   /** Default "process". */
   driver?: RuntimeKind;
+  /**
+   * The Kubernetes driver's settings (namespace, image, credentials, ...); its cluster id and
+   * controller URL come from `scope` and `controllerUrl`.
+   */
+  kubernetes?: Omit<KubernetesDriverOptions, "scope" | "controllerUrl">;
 }
 
 export const openRuntime = async (config: RuntimeConfig): Promise<RuntimeDriver> => {
-  const { driver = "process", ...options } = config;
+  const { driver = "process", kubernetes, ...options } = config;
   switch (driver) {
     case "process":
       return new ProcessDriver(options);
     case "kubernetes":
-      throw new Error("the kubernetes runtime is not available yet: a later issue");
+      return KubernetesDriver.open({
+        ...kubernetes,
+        ...(options.scope !== undefined ? { scope: options.scope } : {}),
+        ...(options.controllerUrl !== undefined ? { controllerUrl: options.controllerUrl } : {}),
+      });
     default:
       throw new Error(`unknown runtime driver ${JSON.stringify(driver)} (expected process or kubernetes)`);
   }

@@ -523,10 +523,12 @@ describe("ProcessDriver (real processes)", () => {
     }
   }, 60_000);
 
-  test("openRuntime picks the process driver; kubernetes is not there yet", async () => {
+  test("openRuntime picks the process driver; kubernetes needs a cluster to talk to", async () => {
     const rt = await openRuntime({ store, runDir });
     expect(rt.name).toBe("process");
     await rt.close();
-    await expect(openRuntime({ driver: "kubernetes", store, runDir })).rejects.toThrow(/not available yet/);
+    await expect(openRuntime({ driver: "kubernetes", store, runDir })).rejects.toThrow(
+      /no Kubernetes cluster configured/,
+    );
   });
 });
