@@ -118,7 +118,10 @@ export class InfraScanner {
     const turnedUnhealthy: string[] = [];
     const next = new Map<string, NodeState>();
     for (const id of ids) {
-      const probe = probed.find((p) => p.nodeId === id) ?? local;
+      // The process runtime probes this machine alone, which stands for every declared node; another
+      // runtime reports each node, and one it does not know is unhealthy, not the first one's twin.
+      const probe =
+        probed.find((p) => p.nodeId === id) ?? (ctx.runtime.name === "process" ? local : undefined);
       const override = this.#overrides.get(id);
       const healthy = override ?? probe?.healthy ?? false;
       const reason = healthy

@@ -46,6 +46,8 @@ export interface ControllerOptions {
    * default: a cluster whose metrics come from elsewhere keeps them.
    */
   publishClusterMetrics?: boolean;
+  /** The URL the registry, gateway and workloads are given for this controller; default the bound one. */
+  advertiseUrl?: string;
   /** Overrides the registry as the source of compiled policies (tests). */
   resolvePolicy?: PolicyResolver;
 }
@@ -108,6 +110,8 @@ export const startController = async (options: ControllerOptions): Promise<Runni
     (stream, headers) => hook(stream, headers),
   );
   const url = `http://${displayHost(host)}:${server.port}`;
+  // Where others reach this controller: the bind address is not it behind a Service or a NAT.
+  const advertised = options.advertiseUrl?.replace(/\/+$/, "") ?? url;
   let store: Store | null = null;
   let runtime: RuntimeDriver | null = null;
   const cleanup = async () => {
@@ -117,7 +121,7 @@ export const startController = async (options: ControllerOptions): Promise<Runni
   };
   try {
     const registry = new RegistryClient(options.registryUrl);
-    await registerCluster(registry, options.clusterId, url);
+    await registerCluster(registry, options.clusterId, advertised);
     store = isOpenStore(options.store) ? options.store : await openStore(options.store ?? {});
     const queue = openQueue(options.redisUrl ? { redisUrl: options.redisUrl } : queueConfigFrom());
     const dataDir = isOpenStore(options.store) ? undefined : options.store?.dataDir;
@@ -126,7 +130,7 @@ export const startController = async (options: ControllerOptions): Promise<Runni
       ...options.runtime,
       store,
       runDir,
-      controllerUrl: url,
+      controllerUrl: advertised,
       scope: options.clusterId,
     });
     const policies = new PolicySet(options.resolvePolicy ?? ((uri) => registry.compiledPolicy(uri)));
@@ -137,7 +141,7 @@ export const startController = async (options: ControllerOptions): Promise<Runni
       runtime,
       queue,
       policies,
-      url,
+      url: advertised,
       registryUrl: registry.baseUrl,
       cluster: () => registry.getCluster(options.clusterId),
       clusterMetrics: () => registry.getClusterMetrics(options.clusterId).catch(() => null),
