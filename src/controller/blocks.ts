@@ -177,6 +177,17 @@ const launchInstance = async (
   };
 };
 
+/** The block's executor and sidecars, knowing `instances` from the start. */
+const startServices = (ctx: ControllerContext, block: BlockDoc, instances: BlockInstance[]) =>
+  ctx.runtime.startBlockServices({
+    blockId: block.id,
+    block: { ...block, instances },
+    instances: instances.map((i) => ({ id: i.instance_id, url: i.url })),
+    controllerUrl: ctx.url,
+    registryUrl: ctx.registryUrl,
+    clusterId: ctx.clusterId,
+  });
+
 export interface ResumedBlock {
   block_id: string;
   /** Instances started again, with their ids, nodes and GPUs. */
@@ -213,15 +224,7 @@ export const resumeBlocks = async (ctx: ControllerContext): Promise<ResumedBlock
     });
     let urls = block.services?.urls ?? {};
     if (!servicesUp) {
-      const services = await ctx.runtime.startBlockServices({
-        blockId: block.id,
-        block: { ...block, instances: now },
-        instances: now.map((i) => ({ id: i.instance_id, url: i.url })),
-        controllerUrl: ctx.url,
-        registryUrl: ctx.registryUrl,
-        clusterId: ctx.clusterId,
-      });
-      urls = services.urls;
+      urls = (await startServices(ctx, block, now)).urls;
     } else {
       const mapper = blockClient(block);
       for (const i of restarted.values()) await mapper.addInstance({ id: i.instance_id, url: i.url });
@@ -285,14 +288,7 @@ export const createBlock = async (ctx: ControllerContext, data: unknown): Promis
     await startInstances(ctx, doc, "allocation", spec.minInstances, async (i) => {
       started.push(i);
     });
-    const services = await ctx.runtime.startBlockServices({
-      blockId: doc.id,
-      block: { ...doc, instances: started },
-      instances: started.map((i) => ({ id: i.instance_id, url: i.url })),
-      controllerUrl: ctx.url,
-      registryUrl: ctx.registryUrl,
-      clusterId: ctx.clusterId,
-    });
+    const services = await startServices(ctx, doc, started);
     const updated = await blocks(ctx).update(doc.id, {
       $set: { status: "running", instances: started, services: { urls: services.urls } },
     });

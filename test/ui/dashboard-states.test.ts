@@ -4,21 +4,13 @@
  * a refused scale, and a list the API fails to give (shown, then cleared when it answers again).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { hasChromium, launchChromium, shot } from "./browser.ts";
 import { createFakeConsole, type FakeConsole } from "./fake-console.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) {
-  console.warn(
-    `test/ui/dashboard-states.test.ts skipped: no ${CHROMIUM} (.ci/run installs Debian's chromium)`,
-  );
-}
-const ARTIFACTS = fileURLToPath(new URL("../../test-artifacts/ui/", import.meta.url));
+const chromiumThere = hasChromium("test/ui/dashboard-states.test.ts");
 
-describe.skipIf(!hasChromium)("dashboard states (chromium, stand-in API)", () => {
+describe.skipIf(!chromiumThere)("dashboard states (chromium, stand-in API)", () => {
   let fake: FakeConsole;
   let server: ReturnType<typeof Bun.serve>;
   let browser: Browser;
@@ -30,19 +22,7 @@ describe.skipIf(!hasChromium)("dashboard states (chromium, stand-in API)", () =>
     fake = createFakeConsole();
     server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: fake.app.fetch });
     base = `http://127.0.0.1:${server.port}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     page.setDefaultTimeout(15_000);
     page.on("pageerror", (err) => pageErrors.push(err.message));
@@ -83,8 +63,7 @@ describe.skipIf(!hasChromium)("dashboard states (chromium, stand-in API)", () =>
     const node = edge.locator('[data-node="edge-node-2"]');
     await expect(node.getAttribute("data-healthy")).resolves.toBe("false");
     await expect(node.textContent()).resolves.toContain("probe failed 3 times");
-    mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: `${ARTIFACTS}clusters-states.png`, fullPage: true });
+    await shot(page, "clusters-states");
   }, 30_000);
 
   test("a refused scale shows the API's message", async () => {
@@ -111,7 +90,7 @@ describe.skipIf(!hasChromium)("dashboard states (chromium, stand-in API)", () =>
     await expect(page.locator("#conn").getAttribute("data-state")).resolves.toBe("error");
     // The last clusters read stay on the page meanwhile.
     expect(await page.locator('#cluster-list [data-cluster="local"]').count()).toBe(1);
-    await page.screenshot({ path: `${ARTIFACTS}api-error.png` });
+    await shot(page, "api-error");
     fake.failClusters(false);
     await row.waitFor({ state: "detached" });
     await page.waitForFunction(() => document.querySelector("#conn")?.getAttribute("data-state") === "ok");

@@ -6,27 +6,17 @@
  * chart shows. Screenshots go to test-artifacts/ui/.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { BUILTIN_POLICIES } from "../../wasm-policies/catalog.ts";
 import { type AiosUp, startAiosUp } from "../support/aios-up.ts";
 import { grpcJsInferenceClient } from "../support/grpc.ts";
 import { textPacket } from "../support/sentiment.ts";
-
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) {
-  console.warn(`test/ui/dashboard.test.ts skipped: no ${CHROMIUM} (.ci/run installs Debian's chromium)`);
-}
+import { hasChromium, launchChromium, shot } from "./browser.ts";
 
 const ROOT = new URL("../../", import.meta.url);
-const ARTIFACTS = fileURLToPath(new URL("test-artifacts/ui/", ROOT));
-
-const shot = async (page: Page, name: string) => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: `${ARTIFACTS}${name}.png`, fullPage: true });
-};
+const chromiumThere = hasChromium("test/ui/dashboard.test.ts");
 
 /** A built-in policy's module (built when missing, as test/support/builtin-policies.ts does). */
 const builtinModule = (uri: string): string => {
@@ -41,7 +31,7 @@ const builtinModule = (uri: string): string => {
   return file;
 };
 
-describe.skipIf(!hasChromium)("dashboard (chromium, aios up)", () => {
+describe.skipIf(!chromiumThere)("dashboard (chromium, aios up)", () => {
   let up: AiosUp;
   let browser: Browser;
   let page: Page;
@@ -49,19 +39,7 @@ describe.skipIf(!hasChromium)("dashboard (chromium, aios up)", () => {
 
   beforeAll(async () => {
     up = await startAiosUp();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     page.setDefaultTimeout(20_000);
     page.on("pageerror", (err) => pageErrors.push(err.message));
