@@ -4,6 +4,7 @@
  * any migration) under node_modules/.cache/aios, and every later new database, on disk or in memory,
  * starts from it. initdb in WebAssembly takes seconds; loading the tarball a fraction of one.
  *
+ * AIOS_PGLITE_TEMPLATE=off skips it (initdb every time, as on a new install's first start).
  * The template is keyed by PGlite's version, written atomically (temporary file, then rename) so
  * concurrent first starts cannot leave half a file, and dropped if it ever fails to load.
  */
@@ -45,9 +46,13 @@ const saveTemplate = async (client: PGlite, path: string): Promise<void> => {
  * Opens PGlite in `dataDir` (or in memory): an existing database as it is; a new one from the template
  * when there is one, else by initdb, saving the template for next time.
  */
-export const createPglite = async (dataDir?: string, path = templatePath()): Promise<PGlite> => {
+export const createPglite = async (
+  dataDir?: string,
+  path: string | null = process.env.AIOS_PGLITE_TEMPLATE === "off" ? null : templatePath(),
+): Promise<PGlite> => {
   const base: PGliteOptions = dataDir ? { dataDir } : {};
   if (dataDir && holdsDatabase(dataDir)) return PGlite.create(base);
+  if (path === null) return PGlite.create(base);
   if (existsSync(path)) {
     try {
       const loadDataDir = new Blob([readFileSync(path)]);
