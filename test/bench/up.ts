@@ -51,10 +51,13 @@ const once = async (dataDir: string, env?: Record<string, string>): Promise<Samp
     });
     const res = await client.infer({ rpcData: toBinary(AIOSPacketSchema, packet) });
     if (!res.message) throw new Error("the first inference did not succeed");
-    return { listening, firstInference: performance.now() - began };
-  } finally {
+    const sample = { listening, firstInference: performance.now() - began };
     const code = await up.stop();
     if (code !== 0) throw new Error(`aios up exited with ${code}`);
+    return sample;
+  } catch (err) {
+    await up.stop();
+    throw err;
   }
 };
 
