@@ -15,11 +15,25 @@ import { runPreCheck } from "./prechecks.ts";
 
 export const NewNode = NodeSchema.extend({ id: z.string().min(1) });
 
+/** The runtime's part of adding or removing a node; its refusal (no such node, say) is the caller's 422. */
+const nodeLifecycle = async (step: () => Promise<unknown> | undefined, what: string): Promise<void> => {
+  try {
+    await step();
+  } catch (err) {
+    throw new ApiError(
+      422,
+      "node_lifecycle_failed",
+      `${what}: ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
+};
+
 export const addNode = async (ctx: ControllerContext, registry: RegistryClient, body: unknown) => {
   const node = parseWith(NewNode, await runPreCheck(ctx, "add_node", body ?? {}), ["node"]);
   if (declaredNodeIds(await ctx.cluster()).includes(node.id)) {
     throw new ApiError(409, "node_exists", `cluster ${ctx.clusterId} already has node '${node.id}'`);
   }
+  await nodeLifecycle(() => ctx.runtime.onboardNode?.(node.id), `onboarding node '${node.id}'`);
   return registry.updateCluster(ctx.clusterId, {
     $push: { "nodes.nodeData": node },
     $inc: { "nodes.count": 1 },
@@ -52,6 +66,7 @@ export const removeNode = async (ctx: ControllerContext, registry: RegistryClien
   // Out of placement first, so the evacuated instances do not land on it again.
   ctx.cordon(nodeId, true);
   const moved = await evacuateNode(ctx, nodeId);
+  await nodeLifecycle(() => ctx.runtime.removeNode?.(nodeId), `draining node '${nodeId}'`);
   const cluster = await registry.updateCluster(ctx.clusterId, {
     $pull: { "nodes.nodeData": { id: nodeId } },
     $inc: { "nodes.count": -1 },

@@ -149,6 +149,13 @@ export interface RuntimeDriver {
    */
   readLogs(blockId: string, instanceId: string | null, tailLines: number): Promise<string[] | null>;
 
+  /**
+   * Node lifecycle, where the infrastructure has one (Kubernetes: label and uncordon a node joining the
+   * cluster; cordon, drain and unlabel one leaving). The process runtime has none: nodes are declared.
+   */
+  onboardNode?(nodeId: string): Promise<unknown>;
+  removeNode?(nodeId: string): Promise<unknown>;
+
   /** Health of every node the driver can see now (the local machine for the process runtime). */
   probeNodes(): Promise<NodeStatus[]>;
 
