@@ -79,6 +79,14 @@ export const startAiosUp = async (options: AiosUpOptions = {}): Promise<AiosUp> 
       ["registry", "allocator", "controller", "gateway"],
       options.timeoutMs ?? 60_000,
     );
+    // The welcome (dashboard, gRPC, the command to try) follows the listening lines; its last line is "stop".
+    const until = Date.now() + 10_000;
+    while (!child.stdoutLines.some((l) => l.trim().startsWith("stop "))) {
+      if (Date.now() > until || !child.alive) {
+        throw new Error(`aios up printed no welcome:\n${child.stdoutLines.join("\n")}`);
+      }
+      await Bun.sleep(20);
+    }
     const demo = (await (await fetch(`${urls.gateway}/api/blocks/demo`)).json()) as {
       grpc_url: string | null;
     };
