@@ -10,10 +10,14 @@ import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { startAllocator } from "../allocator/serve.ts";
 import { startController } from "../controller/serve.ts";
+import { GatewayClient } from "../gateway/client.ts";
 import { startGateway } from "../gateway/serve.ts";
+import type { BlockDetail } from "../gateway/views.ts";
+import { ServiceClientError } from "../http/client.ts";
 import type { Listener } from "../http/listen.ts";
 import { installBuiltinPolicies } from "../policy/builtins.ts";
 import { PolicyStore } from "../policy/store.ts";
+import { RegistryClient } from "../registry/client.ts";
 import { LocalNodeProbe } from "../runtime/local-node.ts";
 import type { NodeStatus } from "../runtime/types.ts";
 import { openStore, type Store, storeConfigFrom } from "../store/index.ts";
@@ -77,61 +81,49 @@ const nodeDocument = (probe: NodeStatus, cpus: number) => ({
   },
 });
 
-const api = async (url: string, init?: RequestInit): Promise<Response> => {
-  const res = await fetch(url, init);
-  if (!res.ok && res.status !== 404) {
-    const body = (await res.json().catch(() => null)) as { error?: { message?: string } } | null;
-    throw new Error(`${init?.method ?? "GET"} ${url}: ${body?.error?.message ?? `HTTP ${res.status}`}`);
-  }
-  return res;
-};
-
-const json = (body: unknown, method = "PUT"): RequestInit => ({
-  method,
-  headers: { "content-type": "application/json" },
-  body: JSON.stringify(body),
-});
-
 /** Registers this machine as the cluster (resources from the probe), keeping what was stored. */
-const registerLocalCluster = async (registryUrl: string, clusterId: string, dataDir: string) => {
+const registerLocalCluster = async (registry: RegistryClient, clusterId: string, dataDir: string) => {
   const probe = await new LocalNodeProbe({ nodeId: hostname(), diskPath: dataDir }).probe();
   const node = nodeDocument(probe, navigator.hardwareConcurrency);
-  const existing = await api(`${registryUrl}/clusters/${encodeURIComponent(clusterId)}`);
   const { id: _, ...resources } = node;
-  if (existing.status === 404) {
-    await api(
-      `${registryUrl}/clusters`,
-      json(
-        {
-          id: clusterId,
-          status: "live",
-          nodes: { count: 1, nodeData: [node] },
-          ...resources,
-          tags: ["local"],
-          clusterMetadata: { name: `${hostname()} (aios up)` },
-          config: {},
-        },
-        "POST",
-      ),
-    );
+  const exists = await registry.getCluster(clusterId).then(
+    () => true,
+    (err: unknown) => {
+      if (err instanceof ServiceClientError && err.status === 404) return false;
+      throw err;
+    },
+  );
+  if (exists) {
+    await registry.updateCluster(clusterId, {
+      $set: { status: "live", "nodes.count": 1, "nodes.nodeData": [node], ...resources },
+    });
   } else {
-    await api(
-      `${registryUrl}/clusters/${encodeURIComponent(clusterId)}`,
-      json({ $set: { status: "live", "nodes.count": 1, "nodes.nodeData": [node], ...resources } }, "PATCH"),
-    );
+    await registry.createCluster({
+      id: clusterId,
+      status: "live",
+      nodes: { count: 1, nodeData: [node] },
+      ...resources,
+      tags: ["local"],
+      clusterMetadata: { name: `${hostname()} (aios up)` },
+      config: {},
+    });
   }
   return probe;
 };
 
+/** The demo block as the gateway knows it, or null when it never was created. */
+const demoBlock = (gateway: GatewayClient): Promise<BlockDetail | null> =>
+  gateway.getBlock(DEMO_BLOCK_ID).catch((err: unknown) => {
+    if (err instanceof ServiceClientError && err.status === 404) return null;
+    throw err;
+  });
+
 /** Creates the demo block unless one was created before (running, resumed, or removed by the user). */
-const ensureDemoBlock = async (gatewayUrl: string): Promise<"created" | "exists" | "removed"> => {
-  const res = await api(`${gatewayUrl}/api/blocks/${DEMO_BLOCK_ID}`);
-  if (res.status !== 404) {
-    const view = (await res.json()) as { status: string };
-    if (view.status === "removed") return "removed";
-    if (view.status !== "failed") return "exists";
-  }
-  await api(`${gatewayUrl}/api/createBlock`, json(await Bun.file(DEMO_SPEC).json(), "POST"));
+const ensureDemoBlock = async (gateway: GatewayClient): Promise<"created" | "exists" | "removed"> => {
+  const view = await demoBlock(gateway);
+  if (view?.status === "removed") return "removed";
+  if (view && view.status !== "failed") return "exists";
+  await gateway.createBlock(await Bun.file(DEMO_SPEC).json());
   return "created";
 };
 
@@ -169,16 +161,17 @@ export const startUp = async (options: UpOptions): Promise<{ parts: Part[]; list
       `built-in policies: ${policies.installed.length} installed, ${policies.unchanged.length} already stored`,
     );
     for (const k of policies.kept) console.error(`aios up: kept the stored ${k.uri}: ${k.reason}`);
+    const registryClient = new RegistryClient(registryUrl);
     const component = await Bun.file(EXAMPLE_COMPONENT).json();
     // The example runs from the repository wherever `aios up` is started from.
     component.runtime.cwd = ROOT;
-    await api(`${registryUrl}/components/${encodeURIComponent(component.componentURI)}`, json(component));
+    await registryClient.putComponent(component.componentURI, component);
 
     const allocator = await startAllocator({ host: options.host, port: options.ports.allocator, store });
     parts.push({ name: "allocator", stop: allocator.stop });
     listeners.push(...allocator.listeners);
 
-    const probe = await registerLocalCluster(registryUrl, options.clusterId, options.dataDir);
+    const probe = await registerLocalCluster(registryClient, options.clusterId, options.dataDir);
     const controller = await startController({
       clusterId: options.clusterId,
       host: options.host,
@@ -214,7 +207,7 @@ export const startUp = async (options: UpOptions): Promise<{ parts: Part[]; list
 
     if (options.demo) {
       const demoBegan = performance.now();
-      const demo = await ensureDemoBlock(gateway.url);
+      const demo = await ensureDemoBlock(new GatewayClient(gateway.url));
       if (demo === "created") log(`block ${DEMO_BLOCK_ID} created in ${seconds(demoBegan)}`);
       if (demo === "removed") log(`block ${DEMO_BLOCK_ID} was deleted; not created again`);
     }
@@ -228,8 +221,7 @@ export const startUp = async (options: UpOptions): Promise<{ parts: Part[]; list
 
 /** What a user needs next: where the dashboard is, the demo's gRPC address, a command to paste. */
 const printWelcome = async (gatewayUrl: string, defaultGateway: boolean) => {
-  const res = await fetch(`${gatewayUrl}/api/blocks/${DEMO_BLOCK_ID}`);
-  const demo = res.ok ? ((await res.json()) as { grpc_url: string | null; instances: unknown[] }) : null;
+  const demo = await demoBlock(new GatewayClient(gatewayUrl)).catch(() => null);
   console.log("");
   console.log(`  dashboard   ${gatewayUrl}/`);
   if (demo?.grpc_url) {

@@ -114,6 +114,16 @@ export class RegistryClient {
     >;
   }
 
+  /** `PUT /components/{uri}`: stores the component, replacing what was there. */
+  async putComponent(uri: string, doc: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const res = await this.#fetch(`/components/${encodeURIComponent(uri)}`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(doc),
+    });
+    return (await res.json()) as Record<string, unknown>;
+  }
+
   /** `PATCH /clusters/{id}` with a MongoDB update document; the updated cluster. */
   async updateCluster(id: string, update: Record<string, unknown>): Promise<Record<string, unknown>> {
     const res = await this.#fetch(`/clusters/${encodeURIComponent(id)}`, {
