@@ -6,6 +6,7 @@
  * overshoots asks for what is allowed rather than being refused.
  */
 import type { ScaleRequest } from "../controller/client.ts";
+import { errorMessage } from "../http/errors.ts";
 import { isPolicyError } from "../policy/errors.ts";
 import type { BlockConfig } from "./config.ts";
 import { Sidecar, type SidecarPolicy } from "./sidecar.ts";
@@ -43,8 +44,6 @@ interface Decision {
   instances_list?: string[];
 }
 
-const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-
 export class Autoscaler extends Sidecar<AutoscalerRun> {
   readonly #options: AutoscalerOptions;
 
@@ -78,7 +77,7 @@ export class Autoscaler extends Sidecar<AutoscalerRun> {
         { host: { getMetrics: () => metrics } },
       );
     } catch (err) {
-      const error = isPolicyError(err) ? `${err.code}: ${err.message}` : message(err);
+      const error = isPolicyError(err) ? `${err.code}: ${err.message}` : errorMessage(err);
       return run({ decision: null, request: null, outcome: "policy_error", error });
     }
     const request = this.#bounded(decision, ids);
@@ -88,7 +87,7 @@ export class Autoscaler extends Sidecar<AutoscalerRun> {
       await this.#options.scale(request);
       return run({ decision, request, outcome: "scaled" });
     } catch (err) {
-      return run({ decision, request, outcome: "controller_error", error: message(err) });
+      return run({ decision, request, outcome: "controller_error", error: errorMessage(err) });
     }
   }
 

@@ -10,6 +10,7 @@
  * An action naming an instance that is not in the block is refused, never sent.
  */
 import type { ControllerClient } from "../controller/client.ts";
+import { errorMessage } from "../http/errors.ts";
 import { isPolicyError } from "../policy/errors.ts";
 import type { BlockConfig } from "./config.ts";
 import type { InstanceRef } from "./mapper.ts";
@@ -57,8 +58,6 @@ interface PolicyAnswer {
   actions?: { action: string; instance_id?: string; reason?: string }[];
 }
 
-const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-
 /** One `GET {url}/health` bounded by `timeoutMs`. */
 export const probeInstance = async (url: string, timeoutMs: number): Promise<ProbeResult> => {
   const began = performance.now();
@@ -72,7 +71,7 @@ export const probeInstance = async (url: string, timeoutMs: number): Promise<Pro
     const reason =
       err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError")
         ? `no answer within ${timeoutMs} ms`
-        : `unreachable: ${message(err)}`;
+        : `unreachable: ${errorMessage(err)}`;
     return { healthy: false, status: null, latency_ms: latency(), reason };
   }
 };
@@ -117,7 +116,7 @@ export class HealthChecker extends Sidecar<HealthRun> {
         instances: instances.map((i) => i.id),
       });
     } catch (err) {
-      const error = isPolicyError(err) ? `${err.code}: ${err.message}` : message(err);
+      const error = isPolicyError(err) ? `${err.code}: ${err.message}` : errorMessage(err);
       return run({ outcome: "policy_error", actions: [], error });
     }
     const actions: ActionResult[] = [];
@@ -151,7 +150,7 @@ export class HealthChecker extends Sidecar<HealthRun> {
       });
       return { action: a.action, instance_id: id, outcome: "done" };
     } catch (err) {
-      return { action: a.action, instance_id: id, outcome: "failed", error: message(err) };
+      return { action: a.action, instance_id: id, outcome: "failed", error: errorMessage(err) };
     }
   }
 }

@@ -10,6 +10,7 @@ import { type GatewayClient, GatewayClientError } from "../gateway/client.ts";
 import type { BlockDetail } from "../gateway/views.ts";
 import { InferenceProxy, type InferenceResponse } from "../gen/inference_pb.ts";
 import { AIOSPacketSchema } from "../gen/payload_pb.ts";
+import { errorMessage } from "../http/errors.ts";
 import { parseFlags, stringFlag, UsageError, type Verb } from "./args.ts";
 import { CLIENT_FLAGS, CLIENT_FLAGS_USAGE, clientFrom, positiveIntFlag, print } from "./output.ts";
 
@@ -31,7 +32,7 @@ export const parseData = async (raw: string): Promise<string> => {
     JSON.parse(text);
   } catch (err) {
     throw new UsageError(
-      `--data is not valid JSON (${err instanceof Error ? err.message : err}); quote it for the shell, e.g. --data '{"text": "hello"}'`,
+      `--data is not valid JSON (${errorMessage(err)}); quote it for the shell, e.g. --data '{"text": "hello"}'`,
     );
   }
   return text.trim();
@@ -130,7 +131,7 @@ const load = async (
         byInstance[res.instanceId || "?"] = (byInstance[res.instanceId || "?"] ?? 0) + 1;
       } catch (err) {
         failed += 1;
-        if (errors.size < 5) errors.add(err instanceof Error ? err.message : String(err));
+        if (errors.size < 5) errors.add(errorMessage(err));
       }
     }
   };

@@ -5,7 +5,7 @@
  * instances placed on it have moved to other nodes.
  */
 import { z } from "zod";
-import { ApiError, notFound, parseWith } from "../http/errors.ts";
+import { ApiError, errorMessage, notFound, parseWith } from "../http/errors.ts";
 import type { RegistryClient } from "../registry/client.ts";
 import { NodeSchema, UpdateSchema } from "../registry/schemas.ts";
 import { findBlocks, removeInstance } from "./blocks.ts";
@@ -20,11 +20,7 @@ const nodeLifecycle = async (step: () => Promise<unknown> | undefined, what: str
   try {
     await step();
   } catch (err) {
-    throw new ApiError(
-      422,
-      "node_lifecycle_failed",
-      `${what}: ${err instanceof Error ? err.message : String(err)}`,
-    );
+    throw new ApiError(422, "node_lifecycle_failed", `${what}: ${errorMessage(err)}`);
   }
 };
 

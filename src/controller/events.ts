@@ -19,7 +19,7 @@
  */
 import { hostname } from "node:os";
 import { ServiceClientError } from "../http/client.ts";
-import { ApiError, parseWith } from "../http/errors.ts";
+import { ApiError, errorMessage, parseWith } from "../http/errors.ts";
 import { PolicyError } from "../policy/errors.ts";
 import type { PolicyRef } from "../policy/set.ts";
 import {
@@ -128,7 +128,7 @@ export const carryOutEventAction = async (
     });
     return { action, instance_id: instanceId, outcome: "done" };
   } catch (err) {
-    return { action, instance_id: instanceId, outcome: "failed", error: describe(err) };
+    return { action, instance_id: instanceId, outcome: "failed", error: errorMessage(err) };
   }
 };
 
@@ -173,8 +173,6 @@ export const isTransient = (err: unknown): boolean => {
   // queue retries it a few times, then dead-letters it, so nothing is retried forever.
   return true;
 };
-
-const describe = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** A failure that is not retried: recorded and acknowledged. */
 class EventFailure extends Error {
@@ -266,7 +264,7 @@ export class EventsProcessor {
           this.#remember({
             ...base,
             outcome: "retrying",
-            error: `${err.message}; recording it failed: ${describe(storeErr)}`,
+            error: `${err.message}; recording it failed: ${errorMessage(storeErr)}`,
           });
           throw storeErr;
         }
@@ -277,9 +275,9 @@ export class EventsProcessor {
       const last = msg.deliveries >= maxDeliveries;
       if (last) {
         // The queue dead-letters it after this throw; leave the operator a trace where they look first.
-        await this.#recordFailure(msg, "unavailable", describe(err), null, at).catch(() => {});
+        await this.#recordFailure(msg, "unavailable", errorMessage(err), null, at).catch(() => {});
       }
-      this.#remember({ ...base, outcome: last ? "dead_lettered" : "retrying", error: describe(err) });
+      this.#remember({ ...base, outcome: last ? "dead_lettered" : "retrying", error: errorMessage(err) });
       throw err;
     }
   }
@@ -314,7 +312,7 @@ export class EventsProcessor {
       return { policy: ref.policyRuleURI, output };
     } catch (err) {
       if (isTransient(err)) throw err;
-      throw new EventFailure("policy_failed", describe(err), ref.policyRuleURI);
+      throw new EventFailure("policy_failed", errorMessage(err), ref.policyRuleURI);
     }
   }
 

@@ -12,7 +12,7 @@
  * A hook without an entry (or with `null`) runs its action unchecked.
  */
 import { z } from "zod";
-import { ApiError, formatPath } from "../http/errors.ts";
+import { ApiError, errorMessage, formatPath } from "../http/errors.ts";
 import { PRE_CHECK_HOOKS, type PreCheckHook } from "../policy/kinds/pre-check.ts";
 import type { PolicyRef } from "../policy/set.ts";
 import type { ControllerContext } from "./context.ts";
@@ -68,8 +68,6 @@ export const preCheckPolicyOf = (cluster: unknown, hook: PreCheckHook): PolicyRe
 /** A refusal by governance: the request was understood and well-formed, the cluster's rules forbid it. */
 const FORBIDDEN = 403;
 
-const describe = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-
 /** A short human reason out of what a refusing policy put in `input_data`. */
 const reasonText = (reason: unknown): string => {
   if (typeof reason === "string") return reason;
@@ -115,8 +113,8 @@ export const runPreCheck = async (
     throw new ApiError(
       503,
       "precheck_unavailable",
-      `pre-check ${hook}${policy ? ` (${policy})` : ""} could not be evaluated, so the action is refused: ${describe(err)}`,
-      { hook, policy, error: describe(err) },
+      `pre-check ${hook}${policy ? ` (${policy})` : ""} could not be evaluated, so the action is refused: ${errorMessage(err)}`,
+      { hook, policy, error: errorMessage(err) },
     );
   }
   if (!output.allowed) {

@@ -9,6 +9,8 @@
  * - Instances: an instance whose process exits (the runtime's `instance_exited`) is replaced at once
  *   by a fresh one, unless the controller stopped it on purpose (it is gone from its block by then).
  */
+
+import { errorMessage } from "../http/errors.ts";
 import type { NodeStatus, RuntimeEvent } from "../runtime/types.ts";
 import { removeInstance } from "./blocks.ts";
 import { evacuateNode } from "./cluster.ts";
@@ -148,10 +150,7 @@ export class InfraScanner {
     for (const [id, s] of next) this.#states.set(id, s);
     // Metrics are advisory: a registry that does not answer must not stop the healing below.
     await this.#publish?.([...next.values()]).catch((err: unknown) => {
-      console.error(
-        "[controller] publishing the cluster metrics failed:",
-        err instanceof Error ? err.message : err,
-      );
+      console.error("[controller] publishing the cluster metrics failed:", errorMessage(err));
     });
     // Exits the watch may have missed (a restart in between): every exited instance still in a block.
     for (const i of await ctx.runtime.listInstances()) {
@@ -205,7 +204,7 @@ export class InfraScanner {
         kind: "healing_failed",
         block_id: event.blockId,
         instance_id: event.instanceId,
-        detail: err instanceof Error ? err.message : String(err),
+        detail: errorMessage(err),
       });
     } finally {
       this.#healing.delete(key);

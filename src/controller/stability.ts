@@ -9,7 +9,7 @@
  * Without a policy the cluster is stable iff it has nodes and every one is healthy (the answer says
  * `policy: null`); no nodes at all is unstable, as with the built-in unhealthy-ratio policy.
  */
-import { ApiError } from "../http/errors.ts";
+import { ApiError, errorMessage } from "../http/errors.ts";
 import type { PolicyRef } from "../policy/set.ts";
 import type { NodeStatus } from "../runtime/types.ts";
 import type { ControllerContext } from "./context.ts";
@@ -87,8 +87,6 @@ export const defaultStability = (
     },
   };
 };
-
-const describe = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 export class StabilityChecker {
   readonly #ctx: ControllerContext;
@@ -200,7 +198,7 @@ export class StabilityChecker {
       await res.body?.cancel().catch(() => {});
       this.#lastWebhook = { url, at, ok: res.ok, status: res.status };
     } catch (err) {
-      this.#lastWebhook = { url, at, ok: false, error: describe(err) };
+      this.#lastWebhook = { url, at, ok: false, error: errorMessage(err) };
     }
   }
 

@@ -12,7 +12,7 @@
  * Each step is reported to `record`, so the block's creation record says where it is and why it failed.
  */
 import { ControllerClient } from "../controller/client.ts";
-import { ApiError } from "../http/errors.ts";
+import { ApiError, errorMessage } from "../http/errors.ts";
 import type { PolicyRule } from "../policy/rules.ts";
 import type { PolicySet } from "../policy/set.ts";
 import type { RegistryClient } from "../registry/client.ts";
@@ -55,8 +55,6 @@ export const controllerOf = (cluster: Record<string, unknown>): ControllerClient
     ?.controllerService;
   return typeof url === "string" && url !== "" ? new ControllerClient(url) : null;
 };
-
-const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** Step 1: the clusters the rule's filter admits (every cluster when it has none). */
 export const filterClusters = async (
@@ -141,7 +139,7 @@ export const allocateBlock = async (deps: AllocationDeps, block: BlockIR): Promi
     try {
       results.push({ cluster, scored: await dryRun(deps, block, cluster) });
     } catch (err) {
-      results.push({ cluster, error: message(err) });
+      results.push({ cluster, error: errorMessage(err) });
     }
   };
   if (deps.sequentialDryRuns) for (const c of candidates) await run(c);
@@ -187,11 +185,11 @@ export const allocateBlock = async (deps: AllocationDeps, block: BlockIR): Promi
       await deps.record({ step: "allocation", ok: true, detail: { cluster_id: target.cluster_id } });
       return { cluster_id: target.cluster_id, block: created, score: target.score_data.score };
     } catch (err) {
-      failures[target.cluster_id] = message(err);
+      failures[target.cluster_id] = errorMessage(err);
       await deps.record({
         step: "allocation",
         ok: false,
-        detail: { cluster_id: target.cluster_id, error: message(err) },
+        detail: { cluster_id: target.cluster_id, error: errorMessage(err) },
       });
     }
   }

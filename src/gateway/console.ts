@@ -8,7 +8,7 @@
  */
 
 import type { ControllerClient } from "../controller/client.ts";
-import { ApiError, notFound, parseWith } from "../http/errors.ts";
+import { ApiError, errorMessage, notFound, parseWith } from "../http/errors.ts";
 import type { RegistryClient } from "../registry/client.ts";
 import type { Doc, DocumentCollection } from "../store/index.ts";
 import { type Cluster, controllerOf } from "./allocation.ts";
@@ -33,7 +33,6 @@ export interface ConsoleDeps {
 
 const DEFAULT_TIMEOUT_MS = 2000;
 
-const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 const str = (v: unknown): string | null => (typeof v === "string" ? v : null);
 const int = (v: unknown): number | null => (typeof v === "number" && Number.isInteger(v) ? v : null);
 
@@ -56,7 +55,7 @@ const settle = async <T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: 
   try {
     return { ok: true, value: await p };
   } catch (err) {
-    return { ok: false, error: message(err) };
+    return { ok: false, error: errorMessage(err) };
   }
 };
 
@@ -369,7 +368,7 @@ export const forwardToRegistry = async (registry: RegistryClient, req: Request, 
     throw new ApiError(
       503,
       "registry_unreachable",
-      `cannot reach the registry at ${registry.baseUrl} (${message(err)})`,
+      `cannot reach the registry at ${registry.baseUrl} (${errorMessage(err)})`,
     );
   }
   return new Response(res.body, {

@@ -73,6 +73,9 @@ export const fromZodError = (err: z.core.$ZodError, prefix: readonly PropertyKey
   return badRequest("invalid_input", message, { issues });
 };
 
+/** What an error says, whatever was thrown. */
+export const errorMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
 /** Maps anything thrown while handling a request to the error the caller sees. */
 export const toApiError = (err: unknown): ApiError => {
   if (err instanceof ApiError) return err;

@@ -7,6 +7,8 @@
  * `aios:block-events:<AIOS_CLUSTER_ID>` (the processor's queue); otherwise it is posted to `${AIOS_CONTROLLER_URL}/events`,
  * which answers 2xx (202 `{"id"}`) once the controller has queued it. The body is the `BlockEvent` either way.
  */
+
+import { errorMessage } from "../http/errors.ts";
 import {
   type BlockEvent,
   blockEventsStream,
@@ -37,8 +39,6 @@ export interface BlockEventsOptions {
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === "object" && Object.prototype.toString.call(v) === "[object Object]";
 
-const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-
 /** The event's data as it will travel (what JSON keeps of it); a TypeError naming `data` when unfit. */
 const normalizeData = (data: unknown): Record<string, unknown> => {
   if (!isPlainObject(data)) throw new TypeError("data: must be a JSON object");
@@ -46,7 +46,7 @@ const normalizeData = (data: unknown): Record<string, unknown> => {
   try {
     text = JSON.stringify(data);
   } catch (err) {
-    throw new TypeError(`data: cannot be serialized as JSON (${message(err)})`);
+    throw new TypeError(`data: cannot be serialized as JSON (${errorMessage(err)})`);
   }
   const bytes = new TextEncoder().encode(text).length;
   if (bytes > EVENT_DATA_MAX_BYTES) {
@@ -139,7 +139,7 @@ export class BlockEvents {
       });
       text = await res.text();
     } catch (err) {
-      throw new Error(`BlockEvents: POST ${url} failed: ${message(err)}`, { cause: err });
+      throw new Error(`BlockEvents: POST ${url} failed: ${errorMessage(err)}`, { cause: err });
     }
     if (!res.ok) throw new Error(`BlockEvents: POST ${url} answered ${res.status}: ${text.slice(0, 500)}`);
     try {
