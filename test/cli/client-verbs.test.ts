@@ -17,6 +17,7 @@ import { installBuiltinPolicies } from "../../src/policy/builtins.ts";
 import { PolicyStore } from "../../src/policy/store.ts";
 import { type AiosUp, startAiosUp } from "../support/aios-up.ts";
 import { childEnv, Processes, ROOT } from "../support/processes.ts";
+import { filteredBlockSpec } from "../support/spec-samples.ts";
 
 setDefaultTimeout(120_000);
 
@@ -60,36 +61,10 @@ const aios = async (...args: string[]) => {
   }
 };
 
-const spec = (blockId: string, component = COMPONENT) => ({
-  head: { templateUri: "Parser/V1", parameters: {} },
-  body: {
-    spec: {
-      values: {
-        blockId,
-        blockComponentURI: component,
-        minInstances: 2,
-        maxInstances: 4,
-        policyRulesSpec: [
-          {
-            values: {
-              name: "clusterAllocator",
-              policyRuleURI: "policy.clusterAllocator.highest-score:v0.0.1",
-              parameters: {
-                filter: {
-                  clusterQuery: {
-                    logicalOperator: "AND",
-                    conditions: [{ variable: "tags", operator: "contains", value: RUN }],
-                  },
-                },
-              },
-              settings: { max_candidates: 5 },
-            },
-          },
-        ],
-      },
-    },
-  },
-});
+const spec = (blockId: string, component = COMPONENT) =>
+  filteredBlockSpec({ blockId, blockComponentURI: component, minInstances: 2 }, [
+    { variable: "tags", operator: "contains", value: RUN },
+  ]);
 
 describe("aios client verbs", () => {
   const work = mkdtempSync(join(tmpdir(), "aios-client-verbs-"));

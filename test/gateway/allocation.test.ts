@@ -19,7 +19,7 @@ import { RegistryClient } from "../../src/registry/client.ts";
 import { BUILTIN_POLICIES } from "../../wasm-policies/catalog.ts";
 import { Processes } from "../support/processes.ts";
 import { textPacket } from "../support/sentiment.ts";
-import { SAMPLE_BLOCK_SPEC } from "../support/spec-samples.ts";
+import { filteredBlockSpec, SAMPLE_BLOCK_SPEC } from "../support/spec-samples.ts";
 
 setDefaultTimeout(120_000);
 
@@ -60,40 +60,11 @@ const post = async (url: string, body: unknown, method = "POST") => {
   return { status: res.status, body: (await res.json()) as any };
 };
 
-const spec = (blockId: string, extra: Record<string, unknown> = {}) => ({
-  head: { templateUri: "Parser/V1", parameters: {} },
-  body: {
-    spec: {
-      values: {
-        blockId,
-        blockComponentURI: COMPONENT,
-        minInstances: 1,
-        maxInstances: 4,
-        policyRulesSpec: [
-          {
-            values: {
-              name: "clusterAllocator",
-              policyRuleURI: "policy.clusterAllocator.highest-score:v0.0.1",
-              parameters: {
-                filter: {
-                  clusterQuery: {
-                    logicalOperator: "AND",
-                    conditions: [
-                      { variable: "reputation", operator: ">", value: "50" },
-                      { variable: "tags", operator: "contains", value: RUN },
-                    ],
-                  },
-                },
-              },
-              settings: { max_candidates: 5 },
-            },
-          },
-        ],
-        ...extra,
-      },
-    },
-  },
-});
+const spec = (blockId: string, extra: Record<string, unknown> = {}) =>
+  filteredBlockSpec({ blockId, blockComponentURI: COMPONENT, ...extra }, [
+    { variable: "reputation", operator: ">", value: "50" },
+    { variable: "tags", operator: "contains", value: RUN },
+  ]);
 
 describe("POST /api/createBlock across clusters", () => {
   const work = mkdtempSync(join(tmpdir(), "aios-gateway-"));

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { type RunningGateway, startGateway } from "../../src/gateway/serve.ts";
 import { BlockViewSchema, ClusterViewSchema } from "../../src/gateway/views.ts";
 import { ClusterHarness, POLICY, SENTIMENT_COMMAND, waitFor } from "../support/cluster-controller.ts";
+import { filteredBlockSpec } from "../support/spec-samples.ts";
 
 setDefaultTimeout(60_000);
 
@@ -56,35 +57,12 @@ beforeAll(async () => {
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ componentURI: component, runtime: { command: SENTIMENT_COMMAND } }),
   });
-  const failed = await post("/api/createBlock", {
-    head: { templateUri: "Parser/V1", parameters: {} },
-    body: {
-      spec: {
-        values: {
-          blockId: cluster.id("nope"),
-          blockComponentURI: component,
-          minInstances: 1,
-          maxInstances: 1,
-          policyRulesSpec: [
-            {
-              values: {
-                name: "clusterAllocator",
-                policyRuleURI: "policy.clusterAllocator.highest-score:v0.0.1",
-                parameters: {
-                  filter: {
-                    clusterQuery: {
-                      logicalOperator: "AND",
-                      conditions: [{ variable: "tags", operator: "contains", value: `none-${cluster.run}` }],
-                    },
-                  },
-                },
-              },
-            },
-          ],
-        },
-      },
-    },
-  });
+  const failed = await post(
+    "/api/createBlock",
+    filteredBlockSpec({ blockId: cluster.id("nope"), blockComponentURI: component, maxInstances: 1 }, [
+      { variable: "tags", operator: "contains", value: `none-${cluster.run}` },
+    ]),
+  );
   expect(failed.status).toBeGreaterThanOrEqual(400);
   expect(failed.status).toBeLessThan(500);
 });

@@ -29,3 +29,33 @@ export const ALLOCATOR_SAMPLE_PAYLOAD = {
   parameters: {},
   settings: {},
 };
+
+/**
+ * A block specification whose clusterAllocator (highest-score, at most 5 candidates) admits the clusters
+ * matching `conditions`; `values` are the spec's values (blockId, blockComponentURI, min/max, ...).
+ */
+export const filteredBlockSpec = (
+  values: { blockId: string; blockComponentURI: string } & Record<string, unknown>,
+  conditions: { variable: string; operator: string; value: string }[],
+) => ({
+  head: { templateUri: "Parser/V1", parameters: {} },
+  body: {
+    spec: {
+      values: {
+        minInstances: 1,
+        maxInstances: 4,
+        policyRulesSpec: [
+          {
+            values: {
+              name: "clusterAllocator",
+              policyRuleURI: "policy.clusterAllocator.highest-score:v0.0.1",
+              parameters: { filter: { clusterQuery: { logicalOperator: "AND", conditions } } },
+              settings: { max_candidates: 5 },
+            },
+          },
+        ],
+        ...values,
+      },
+    },
+  },
+});
