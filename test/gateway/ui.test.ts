@@ -113,3 +113,11 @@ describe("dashboard static files", () => {
     expect(contentTypeOf("x.bin")).toBe("application/octet-stream");
   });
 });
+
+test("the upload form offers exactly the policy kinds the registry knows", async () => {
+  // A plain browser module without types: imported by a path the type checker does not follow.
+  const uiKinds: string = "../../src/ui/kinds.js";
+  const { POLICY_KINDS } = (await import(uiKinds)) as { POLICY_KINDS: string[] };
+  const { POLICY_KIND_NAMES } = await import("../../src/policy/kinds/index.ts");
+  expect([...POLICY_KINDS].sort()).toEqual([...POLICY_KIND_NAMES].sort());
+});

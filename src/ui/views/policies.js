@@ -2,20 +2,8 @@
 import { request } from "../api.js";
 import { byId, h, renderIfChanged } from "../dom.js";
 import * as f from "../format.js";
+import { POLICY_KINDS } from "../kinds.js";
 import { errorText, loadPolicies, state, subscribe } from "../state.js";
-
-/** The policy kinds (src/policy/kinds). */
-export const POLICY_KINDS = [
-  "loadBalancer",
-  "autoscaler",
-  "stabilityChecker",
-  "clusterAllocator",
-  "resourceAllocator",
-  "clusterStabilityChecker",
-  "preCheck",
-  "eventHandler",
-  "allocatorServer",
-];
 
 let visible = false;
 /** The URI just uploaded, highlighted once in the table. */
