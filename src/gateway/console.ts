@@ -8,6 +8,7 @@
  */
 
 import type { ControllerClient } from "../controller/client.ts";
+import { ServiceClientError } from "../http/client.ts";
 import { ApiError, errorMessage, notFound, parseWith } from "../http/errors.ts";
 import type { RegistryClient } from "../registry/client.ts";
 import type { Doc, DocumentCollection } from "../store/index.ts";
@@ -191,13 +192,20 @@ const locate = async (
   live: Record<string, unknown> | null;
 }> => {
   const record = (await deps.creations.get(id)) ?? undefined;
-  const handles = await clusters(deps);
-  const recorded = record?.cluster_id
-    ? handles.filter((h) => h.cluster.id === record.cluster_id)
+  // A creation names its cluster: that one alone is read. A block made at a controller is looked for.
+  const candidates: ClusterHandle[] = record?.cluster_id
+    ? await deps.registry.getCluster(String(record.cluster_id)).then(
+        (c) => [{ cluster: c as Cluster, controller: controllerOf(c) }],
+        (err: unknown) => {
+          // The cluster left the registry: the block has nowhere to be asked. Anything else is the caller's 503.
+          if (err instanceof ServiceClientError && err.status === 404) return [];
+          throw err;
+        },
+      )
     : record
       ? []
-      : handles;
-  for (const { controller } of recorded) {
+      : await clusters(deps);
+  for (const { controller } of candidates) {
     if (!controller) continue;
     const found = await settle(ask(deps, (s) => controller.getBlock(id, s)));
     if (found.ok) return { record, controller, live: found.value };
