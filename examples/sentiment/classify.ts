@@ -4,10 +4,12 @@
  * task (`{"text": TEXT}` in an AIOSPacket) to InferenceProxy.infer, and each answer is printed as one
  * JSON line `{"text", "message", "instance_id", "result", "error"}`.
  *
- *   bun examples/sentiment/classify.ts [--target URL] [--protocol grpc|connect|grpc-web] TEXT...
+ *   bun examples/sentiment/classify.ts [--target URL] [--protocol grpc|connect|grpc-web] [--token T] TEXT...
  *
- * --target defaults to $AIOS_BLOCK_URL, else http://127.0.0.1:50051. Exits 1 when an RPC fails (the
- * gRPC code and message go to stderr), 2 on a usage mistake.
+ * --target defaults to $AIOS_BLOCK_URL, else http://127.0.0.1:50051. --token (default $AIOS_TOKEN) is
+ * sent as `authorization: Bearer <token>` (a token with infer:<block> or infer:*; none is needed when
+ * the block allows anonymous calls). Exits 1 when an RPC fails (the gRPC code and message go to
+ * stderr), 2 on a usage mistake.
  */
 import { parseArgs } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -21,12 +23,13 @@ import { InferenceProxy } from "../../src/gen/inference_pb.ts";
 import { AIOSPacketSchema } from "../../src/gen/payload_pb.ts";
 
 const usage =
-  "usage: bun examples/sentiment/classify.ts [--target URL] [--protocol grpc|connect|grpc-web] TEXT...";
+  "usage: bun examples/sentiment/classify.ts [--target URL] [--protocol grpc|connect|grpc-web] [--token T] TEXT...";
 
 let parsed: ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>;
 const options = {
   target: { type: "string" },
   protocol: { type: "string", default: "grpc" },
+  token: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 try {
@@ -58,6 +61,8 @@ if (!transport) {
   process.exit(2);
 }
 const client = createClient(InferenceProxy, transport());
+const token = values.token ?? process.env.AIOS_TOKEN;
+const headers = token ? { authorization: `Bearer ${token}` } : undefined;
 
 // A fresh session per run: an instance answers a repeated (session_id, seq_no) with its first outcome.
 const session = `classify-${crypto.randomUUID()}`;
@@ -70,7 +75,7 @@ for (const [i, text] of texts.entries()) {
     ts: Date.now() / 1000,
   });
   try {
-    const res = await client.infer({ rpcData: toBinary(AIOSPacketSchema, packet) });
+    const res = await client.infer({ rpcData: toBinary(AIOSPacketSchema, packet) }, { headers });
     console.log(
       JSON.stringify({
         text,

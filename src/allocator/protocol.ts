@@ -41,9 +41,24 @@ export interface ProtocolLimits {
   maxCandidates: number;
   /** Search results when `search.limit` is not given. */
   defaultSearchLimit: number;
+  /**
+   * Messages a second one connection may send, on average (a token bucket): a message over it is
+   * answered with a `rate_limited` error and not run; a client that keeps sending is disconnected.
+   */
+  messagesPerSecond: number;
+  /** Messages one connection may send at once above that average (the bucket's size). */
+  messageBurst: number;
 }
 
-export const DEFAULT_LIMITS: ProtocolLimits = { maxCandidates: 1000, defaultSearchLimit: 50 };
+/** The limits a request is parsed with. */
+export type CandidateLimits = Pick<ProtocolLimits, "maxCandidates" | "defaultSearchLimit">;
+
+export const DEFAULT_LIMITS: ProtocolLimits = {
+  maxCandidates: 1000,
+  defaultSearchLimit: 50,
+  messagesPerSecond: 1000,
+  messageBurst: 2000,
+};
 
 /** Longest accepted `search.query`, in characters. */
 export const MAX_SEARCH_QUERY = 1000;
@@ -58,7 +73,7 @@ const object = (what: string) =>
 
 const optionalObject = z.record(z.string(), z.unknown(), { error: "must be a JSON object" }).nullish();
 
-const schema = (limits: ProtocolLimits) =>
+const schema = (limits: CandidateLimits) =>
   z.strictObject({
     adhoc: z.literal(true, { error: "must be true (the server answers ad hoc allocation requests)" }),
     policy_rule_uri: z
@@ -107,8 +122,8 @@ const schema = (limits: ProtocolLimits) =>
 type Parsed = z.output<ReturnType<typeof schema>>;
 
 // One schema per limits object: building it costs more than using it.
-const schemas = new WeakMap<ProtocolLimits, ReturnType<typeof schema>>();
-const schemaFor = (limits: ProtocolLimits) => {
+const schemas = new WeakMap<CandidateLimits, ReturnType<typeof schema>>();
+const schemaFor = (limits: CandidateLimits) => {
   let s = schemas.get(limits);
   if (!s) {
     s = schema(limits);
@@ -131,7 +146,7 @@ const conflict = (field: string, other: string) =>
     { path: field },
   );
 
-const sourceOf = (req: Parsed, limits: ProtocolLimits): CandidateSource => {
+const sourceOf = (req: Parsed, limits: CandidateLimits): CandidateSource => {
   const given = (["clusters", "filter", "search"] as const).filter((f) => present(req[f]));
   if (given.length > 1) throw conflict(given[1]!, given[0]!);
   if (req.clusters && given[0] === "clusters") return { kind: "ids", ids: [...new Set(req.clusters)] };
@@ -164,7 +179,7 @@ const sourceOf = (req: Parsed, limits: ProtocolLimits): CandidateSource => {
  * Parses one message. Throws an ApiError (or QueryError for a bad condition) whose message starts
  * with the field at fault and whose details name it (`details.path` or `details.issues[].path`).
  */
-export const parseRequest = (text: string, limits: ProtocolLimits = DEFAULT_LIMITS): AllocationRequest => {
+export const parseRequest = (text: string, limits: CandidateLimits = DEFAULT_LIMITS): AllocationRequest => {
   const value = parseJsonText(text, MAX_DEPTH, "the message");
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw badRequest("invalid_input", "the message must be a JSON object (the allocation request)", {

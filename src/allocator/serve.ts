@@ -13,7 +13,7 @@ import { DEFAULT_LIMITS, type ProtocolLimits } from "./protocol.ts";
 
 export const ALLOCATOR_PORT = 8765;
 
-/** Largest request message accepted; a larger one closes the socket (code 1009). */
+/** Largest request message accepted; a larger one closes the socket (1009 "Received too big message"). */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 export interface AllocatorOptions extends SocketOptions {
@@ -55,7 +55,7 @@ export const startAllocator = async (options: AllocatorOptions = {}): Promise<Ru
     server = Bun.serve<SocketData>({
       hostname: options.host ?? "127.0.0.1",
       port: options.port ?? ALLOCATOR_PORT,
-      fetch: allocatorFetch,
+      fetch: (req, server) => allocatorFetch(req, server, options),
       websocket: { ...allocatorWebSocket(allocator, options), maxPayloadLength: MAX_MESSAGE_BYTES },
     });
   } catch (err) {

@@ -8,13 +8,26 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { Hono } from "hono";
 import { z } from "zod";
+import { ON_BEHALF_OF } from "../auth/credential.ts";
+import { Guard } from "../auth/guard.ts";
+import { guardRoutes } from "../auth/hono.ts";
+import type { Principal } from "../auth/scopes.ts";
 import {
   type InferenceMessage,
   InferenceMessageSchema,
   InferenceProxy,
   InferenceResponseSchema,
 } from "../gen/inference_pb.ts";
-import { badRequest, notFound, onError, onNotFound, readJson, readJsonWith } from "../http/errors.ts";
+import {
+  ApiError,
+  badRequest,
+  errorMessage,
+  notFound,
+  onError,
+  onNotFound,
+  readJson,
+  readJsonWith,
+} from "../http/errors.ts";
 import { grpcUnaryHandler } from "../http/grpc-unary.ts";
 import { type Executor, ExecutorError, type LoadBalancerPolicy } from "./executor.ts";
 import { type InstanceRef, type Mapper, readInstanceList } from "./mapper.ts";
@@ -37,14 +50,66 @@ export const MAX_INFERENCE_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 const INFER_PATH = `/${InferenceProxy.typeName}/${InferenceProxy.method.infer.name}`;
 
+/** The gRPC status of a refused call: 401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 503 UNAVAILABLE. */
+const AUTH_CODES: Readonly<Record<number, Code>> = {
+  400: Code.InvalidArgument,
+  401: Code.Unauthenticated,
+  403: Code.PermissionDenied,
+  503: Code.Unavailable,
+};
+
+/** A guard's refusal as the ConnectError both gRPC paths answer (grpc-status and grpc-message). */
+export const authConnectError = (err: unknown): ConnectError => {
+  if (err instanceof ApiError) return new ConnectError(err.message, AUTH_CODES[err.status] ?? Code.Internal);
+  return new ConnectError(`cannot check the caller: ${errorMessage(err)}`, Code.Unavailable);
+};
+
+/** The gRPC headers the guard reads (a plain object on the fast path, Headers through Connect). */
+export interface CallHeaders {
+  authorization?: string | null | undefined;
+  onBehalfOf?: string | null | undefined;
+}
+
+/**
+ * The check of an inference call (routes.ts: service `executor`, `GRPC /InferenceProxy/infer`, level
+ * `infer` on this block): the caller, or a ConnectError (UNAUTHENTICATED, PERMISSION_DENIED,
+ * UNAVAILABLE). Tokens are verified once per the authenticator's cache period, not per call, and
+ * calls in flight when an entry expires share one check (CachedAuthenticator).
+ */
+export const inferAuthorizer =
+  (guard: Guard, blockId: string) =>
+  async (headers: CallHeaders): Promise<Principal> => {
+    try {
+      const { principal } = await guard.check(
+        "executor",
+        "GRPC",
+        INFER_PATH,
+        { authorization: headers.authorization, onBehalfOf: headers.onBehalfOf },
+        blockId,
+      );
+      return principal;
+    } catch (err) {
+      throw authConnectError(err);
+    }
+  };
+
+const headerValue = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+
 /**
  * The hot path: plain unary gRPC calls of `InferenceProxy.infer` served straight off the HTTP/2
- * stream (src/http/grpc-unary.ts), with the same answers and status codes as `executorRoutes`.
+ * stream (src/http/grpc-unary.ts), with the same answers and status codes as `executorRoutes`,
+ * the caller checked from the `authorization` metadata first.
  */
-export const executorGrpcFastPath = (executor: Executor) =>
-  grpcUnaryHandler({
+export const executorGrpcFastPath = (executor: Executor, guard: Guard = Guard.open()) => {
+  const authorize = inferAuthorizer(guard, executor.blockId);
+  return grpcUnaryHandler({
     path: INFER_PATH,
     maxMessageBytes: MAX_INFERENCE_MESSAGE_BYTES,
+    authorize: (headers) =>
+      authorize({
+        authorization: headerValue(headers.authorization),
+        onBehalfOf: headerValue(headers[ON_BEHALF_OF]),
+      }),
     async handle(message, signal) {
       let rpcData: Uint8Array;
       try {
@@ -61,13 +126,21 @@ export const executorGrpcFastPath = (executor: Executor) =>
       return { code: Code.Internal, message: "internal error" };
     },
   });
+};
 
-/** `connectNodeAdapter({ routes: executorRoutes(executor) })`. */
-export const executorRoutes =
-  (executor: Executor) =>
-  (router: ConnectRouter): ConnectRouter =>
+/**
+ * `connectNodeAdapter({ routes: executorRoutes(executor, guard) })`: every protocol but plain unary
+ * gRPC over HTTP/2 (Connect, gRPC-web, HTTP/1.1), with the same check of the caller.
+ */
+export const executorRoutes = (executor: Executor, guard: Guard = Guard.open()) => {
+  const authorize = inferAuthorizer(guard, executor.blockId);
+  return (router: ConnectRouter): ConnectRouter =>
     router.service(InferenceProxy, {
       async infer(request: InferenceMessage, context: HandlerContext) {
+        await authorize({
+          authorization: context.requestHeader.get("authorization"),
+          onBehalfOf: context.requestHeader.get(ON_BEHALF_OF),
+        });
         try {
           // The context's signal aborts when the RPC's deadline passes or the caller goes away.
           return await executor.infer(request.rpcData, context.signal);
@@ -76,12 +149,14 @@ export const executorRoutes =
         }
       },
     });
+};
 
 /** `GET /metrics` (Prometheus text) and `GET /metrics/json` (the JSON the policies read). */
-export const createExecutorMetricsApp = (executor: Executor): Hono => {
+export const createExecutorMetricsApp = (executor: Executor, guard: Guard = Guard.open()): Hono => {
   const app = new Hono({ strict: false });
   app.onError(onError);
   app.notFound(onNotFound);
+  app.use(guardRoutes(guard, "executor-metrics"));
   app.get("/metrics", (c) =>
     c.text(executor.metrics.prometheus(), 200, {
       "content-type": "text/plain; version=0.0.4; charset=utf-8",
@@ -106,16 +181,27 @@ export interface MgmtAppOptions {
   policy: () => ManagedPolicy | null;
   /** For messages: "executor", "auto-scaler", "health checker". */
   service: string;
+  /** Checks callers (routes.ts, as `guardService`); default Guard.open(). */
+  guard?: Guard;
+  /** The app's name in routes.ts. */
+  guardService: "executor-mgmt" | "sidecar-mgmt";
 }
 
 /**
  * `POST /mgmt` `{"mgmt_action","mgmt_data"}` (block-runtime.md, the three management APIs):
  * built-in actions, then the policy's `management` export.
  */
-export const createMgmtApp = ({ builtins, policy: current, service }: MgmtAppOptions): Hono => {
+export const createMgmtApp = ({
+  builtins,
+  policy: current,
+  service,
+  guard = Guard.open(),
+  guardService,
+}: MgmtAppOptions): Hono => {
   const app = new Hono({ strict: false });
   app.onError(onError);
   app.notFound(onNotFound);
+  app.use(guardRoutes(guard, guardService));
   const names = Object.keys(builtins);
   app.get("/openapi.json", (c) => c.json(mgmtOpenApi(service, names)));
   app.post("/mgmt", async (c) => {
@@ -138,9 +224,11 @@ export const createMgmtApp = ({ builtins, policy: current, service }: MgmtAppOpt
 export const BUILTIN_MGMT_ACTIONS = ["get_instances", "policy_info"] as const;
 
 /** The executor's `/mgmt`: `get_instances` (with metrics and last failures), `policy_info`. */
-export const createExecutorMgmtApp = (executor: Executor): Hono =>
+export const createExecutorMgmtApp = (executor: Executor, guard: Guard = Guard.open()): Hono =>
   createMgmtApp({
     service: "executor",
+    guard,
+    guardService: "executor-mgmt",
     policy: () => executor.policy,
     builtins: {
       get_instances: () => ({
@@ -170,9 +258,12 @@ export const createSidecarMgmtApp = (
   sidecar: Sidecar<unknown>,
   service: string,
   instances: () => readonly InstanceRef[],
+  guard: Guard = Guard.open(),
 ): Hono =>
   createMgmtApp({
     service,
+    guard,
+    guardService: "sidecar-mgmt",
     policy: () => sidecar.policy,
     builtins: {
       get_instances: () => ({ block_id: sidecar.blockId, instances: instances() }),
@@ -192,10 +283,11 @@ export const createSidecarMgmtApp = (
  * replaces the list; `POST /instances` `{"id","url"}` adds or moves one; `DELETE /instances/{id}`.
  * Every change reaches the executor and the sidecars before the answer.
  */
-export const createMapperApp = (mapper: Mapper): Hono => {
+export const createMapperApp = (mapper: Mapper, guard: Guard = Guard.open()): Hono => {
   const app = new Hono({ strict: false });
   app.onError(onError);
   app.notFound(onNotFound);
+  app.use(guardRoutes(guard, "mapper"));
   const state = () => ({ block_id: mapper.blockId, version: mapper.version, instances: mapper.instances });
   app.get("/instances", (c) => c.json({ ...state(), last_poll: mapper.lastPoll }));
   app.put("/instances", async (c) => {

@@ -9,6 +9,7 @@
  * too large to hold up a shared socket, as `POST {url}/task`. Both give the same answers.
  */
 import { create } from "@bufbuild/protobuf";
+import { authHeaders } from "../auth/credential.ts";
 import { type InferenceResponse, InferenceResponseSchema } from "../gen/inference_pb.ts";
 import type { AIOSPacket } from "../gen/payload_pb.ts";
 import { isPolicyError } from "../policy/errors.ts";
@@ -409,7 +410,7 @@ export class Executor {
     try {
       res = await fetch(`${instance.url.replace(/\/+$/, "")}/task`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", ...authHeaders() },
         body,
         signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
       });

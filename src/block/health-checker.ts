@@ -9,6 +9,7 @@
  *
  * An action naming an instance that is not in the block is refused, never sent.
  */
+import { authHeaders } from "../auth/credential.ts";
 import type { ControllerClient } from "../controller/client.ts";
 import { errorMessage } from "../http/errors.ts";
 import { isPolicyError } from "../policy/errors.ts";
@@ -63,7 +64,11 @@ export const probeInstance = async (url: string, timeoutMs: number): Promise<Pro
   const began = performance.now();
   const latency = () => Math.round((performance.now() - began) * 1000) / 1000;
   try {
-    const res = await fetch(`${url.replace(/\/+$/, "")}/health`, { signal: AbortSignal.timeout(timeoutMs) });
+    // `/health` is public; the credential goes anyway (an instance may refuse a call without one).
+    const res = await fetch(`${url.replace(/\/+$/, "")}/health`, {
+      headers: authHeaders(),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
     await res.arrayBuffer().catch(() => {});
     if (res.status === 200) return { healthy: true, status: 200, latency_ms: latency() };
     return { healthy: false, status: res.status, latency_ms: latency(), reason: `HTTP ${res.status}` };

@@ -8,6 +8,7 @@
  * specification's periodic monitoring). Subscribers hear only real changes, in order.
  */
 import { z } from "zod";
+import { authHeaders } from "../auth/credential.ts";
 import { parseWith } from "../http/errors.ts";
 
 export interface InstanceRef {
@@ -61,7 +62,10 @@ export const readInstanceList = (body: unknown, at = "instances"): InstanceRef[]
 export const httpInstanceSource = (url: string, timeoutMs = 5000): InstanceSource => ({
   description: url,
   async list(signal) {
-    const res = await fetch(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) });
+    const res = await fetch(url, {
+      headers: authHeaders(),
+      signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+    });
     if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
     return readInstanceList(await res.json());
   },

@@ -5,6 +5,8 @@
  * served on the metrics port.
  */
 
+import { authHeaders } from "../auth/credential.ts";
+
 /** Upper bounds in milliseconds; a last +Inf bucket is implied. */
 export const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000] as const;
 
@@ -259,6 +261,7 @@ export const fetchInstanceReports = async (
     instances.map(async (i) => {
       try {
         const res = await fetch(`${i.url.replace(/\/+$/, "")}/metrics`, {
+          headers: authHeaders(),
           signal: AbortSignal.timeout(timeoutMs),
         });
         if (!res.ok) return;

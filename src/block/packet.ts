@@ -5,6 +5,16 @@
  */
 import { fromBinary } from "@bufbuild/protobuf";
 import { type AIOSPacket, AIOSPacketSchema } from "../gen/payload_pb.ts";
+import { checkDepth, DEFAULT_MAX_DEPTH } from "../http/errors.ts";
+
+/** The largest seq_no: tasks travel to instances as JSON, where a larger number loses its last digits. */
+export const MAX_SEQ_NO = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * The deepest `data` accepted: the task body the executor sends an instance holds it one level down,
+ * and instances refuse bodies nesting deeper than DEFAULT_MAX_DEPTH.
+ */
+export const MAX_DATA_DEPTH = DEFAULT_MAX_DEPTH - 1;
 
 /**
  * A task the block cannot accept; `field` names what is wrong (an InvalidArgument on the wire). The
@@ -36,11 +46,20 @@ export const decodePacket = (rpcData: Uint8Array): AIOSPacket => {
   // proto3 cannot tell 0 from unset: a task's first sequence number is 1, as in the specification.
   if (packet.seqNo === 0n)
     throw new PacketError("seq_no", "is required (a task's sequence number starts at 1)");
+  if (packet.seqNo > MAX_SEQ_NO) {
+    throw new PacketError("seq_no", `must be at most ${MAX_SEQ_NO} (2^53 - 1, exact as a JSON number)`);
+  }
   if (packet.data === "") throw new PacketError("data", "is required (the task's input as JSON)");
+  let data: unknown;
   try {
-    JSON.parse(packet.data);
+    data = JSON.parse(packet.data);
   } catch {
     throw new PacketError("data", "is not valid JSON");
+  }
+  try {
+    checkDepth(data, MAX_DATA_DEPTH);
+  } catch {
+    throw new PacketError("data", `nests more than ${MAX_DATA_DEPTH} levels of arrays and objects`);
   }
   if (!(packet.ts > 0) || !Number.isFinite(packet.ts)) {
     throw new PacketError("ts", "is required (the task's creation time, UNIX epoch seconds)");

@@ -6,6 +6,7 @@
  * three; the executor's instance failures wake the health checker early.
  */
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Guard } from "../auth/guard.ts";
 import { ControllerClient, type ScaleRequest } from "../controller/client.ts";
 import { listenDualProtocol } from "../http/dual-protocol.ts";
 import { displayHost, type Listener } from "../http/listen.ts";
@@ -62,6 +63,11 @@ export interface BlockRuntimeOptions {
   attemptTimeoutMs?: number;
   /** On stop, how long tasks in progress may take to finish (new ones are refused); default 10 s. */
   drainMs?: number;
+  /**
+   * Checks the callers of every listener (gRPC inference included); default Guard.open(). `aios
+   * block-runtime` builds a workloadGuard. Calls the services make carry this process's credential.
+   */
+  guard?: Guard;
 }
 
 export interface RunningBlock {
@@ -82,6 +88,7 @@ const EARLY_CHECK_GAP_MS = 1000;
 export const startBlockRuntime = async (options: BlockRuntimeOptions): Promise<RunningBlock> => {
   const host = options.host ?? "127.0.0.1";
   const ports = { ...BLOCK_PORTS, ...options.ports };
+  const guard = options.guard ?? Guard.open();
   const controller = options.controllerUrl ? new ControllerClient(options.controllerUrl) : null;
   const registry = options.registryUrl ? new RegistryClient(options.registryUrl) : null;
   const document =
@@ -188,10 +195,13 @@ export const startBlockRuntime = async (options: BlockRuntimeOptions): Promise<R
     });
 
     const grpc = await listenDualProtocol(
-      connectNodeAdapter({ routes: executorRoutes(executor), readMaxBytes: MAX_INFERENCE_MESSAGE_BYTES }),
+      connectNodeAdapter({
+        routes: executorRoutes(executor, guard),
+        readMaxBytes: MAX_INFERENCE_MESSAGE_BYTES,
+      }),
       ports.grpc,
       host,
-      executorGrpcFastPath(executor),
+      executorGrpcFastPath(executor, guard),
     );
     servers.push({ name: "grpc", close: () => grpc.close() });
     const grpcUrl = `http://${displayHost(host)}:${grpc.port}`;
@@ -202,18 +212,18 @@ export const startBlockRuntime = async (options: BlockRuntimeOptions): Promise<R
       servers.push({ name, close: () => server.stop(true) });
       listeners.push({ name, url: `http://${displayHost(host)}:${server.port}` });
     };
-    serveHttp("metrics", ports.metrics, createExecutorMetricsApp(executor).fetch);
-    serveHttp("executor", ports.executor, createExecutorMgmtApp(executor).fetch);
-    serveHttp("mapper", ports.mapper, createMapperApp(mapper).fetch);
+    serveHttp("metrics", ports.metrics, createExecutorMetricsApp(executor, guard).fetch);
+    serveHttp("executor", ports.executor, createExecutorMgmtApp(executor, guard).fetch);
+    serveHttp("mapper", ports.mapper, createMapperApp(mapper, guard).fetch);
     serveHttp(
       "autoscaler",
       ports.autoscaler,
-      createSidecarMgmtApp(autoscaler, "auto-scaler", () => mapper.instances).fetch,
+      createSidecarMgmtApp(autoscaler, "auto-scaler", () => mapper.instances, guard).fetch,
     );
     serveHttp(
       "health-checker",
       ports.health,
-      createSidecarMgmtApp(healthChecker, "health checker", () => mapper.instances).fetch,
+      createSidecarMgmtApp(healthChecker, "health checker", () => mapper.instances, guard).fetch,
     );
 
     mapper.start();

@@ -12,7 +12,10 @@
  * - A socket that closes or errs rejects every task in flight on it with ChannelFailure("closed"), as a
  *   network error would; the next `send` opens a new one.
  * - Each task has its own timeout and abort signal; an answer arriving after either is dropped.
+ * - The upgrade carries this process's credential (`Authorization: Bearer`, src/auth/credential.ts):
+ *   the instance checks it once, for every task the socket then carries.
  */
+import { authHeaders } from "../auth/credential.ts";
 
 export type ChannelState = "idle" | "connecting" | "open" | "refused" | "closed";
 
@@ -57,6 +60,12 @@ export const taskSocketUrl = (instanceUrl: string): string => {
 };
 
 const BODY_KEY = ',"body":';
+
+/** Bun's WebSocket takes the upgrade's headers (the DOM's type, which the project's lib uses, does not). */
+const WebSocketWithHeaders = WebSocket as unknown as new (
+  url: string,
+  options: { headers: Record<string, string> },
+) => WebSocket;
 
 export class TaskChannel {
   /** The socket's address. */
@@ -173,7 +182,7 @@ export class TaskChannel {
   }
 
   #connect(): WebSocket {
-    const ws = new WebSocket(this.url);
+    const ws = new WebSocketWithHeaders(this.url, { headers: authHeaders() });
     this.#ws = ws;
     this.#opened = false;
     let error = "";

@@ -62,6 +62,8 @@ const NEXT_STEPS: Record<string, (blockId: string) => string> = {
     "aios get clusters lists the clusters; the spec's clusterAllocator filter must admit one",
   dry_run_failed: () => "aios get clusters shows which controllers answer",
   allocation_failed: (id) => `aios get block ${id} shows each cluster's reason`,
+  dry_run_refused: (id) => `aios get block ${id} shows why each cluster refused it`,
+  allocation_refused: (id) => `aios get block ${id} shows why each cluster refused it`,
   block_exists: (id) => `aios delete ${id} first, or choose another blockId`,
 };
 

@@ -3,6 +3,7 @@
  * the checks every server verb needs (ports).
  */
 import { parseArgs } from "node:util";
+import { type AuthSettings, anonymousFromEnv, useServiceToken } from "../auth/index.ts";
 
 /** A mistake in the command line: the verb prints its usage on stderr and exits with status 2. */
 export class UsageError extends Error {
@@ -55,3 +56,27 @@ export interface Verb {
   usage: string;
   run(argv: string[]): Promise<number>;
 }
+
+/** The flags of a server verb about callers and its own credential. */
+export const AUTH_FLAGS = {
+  anonymous: { type: "boolean" },
+  token: { type: "string" },
+} as const satisfies FlagSpec;
+
+export const AUTH_FLAGS_USAGE = `  --anonymous         let calls without a token in, as admin: local development only
+                      (also AIOS_ANONYMOUS=1); otherwise every call needs a token
+  --token T           this service's own token for the calls it makes to other aios services
+                      (default $AIOS_TOKEN; made with aios token create, or aios token generate:
+                      a service holding the store stores it, scope internal, at start, and
+                      AIOS_ADMIN_TOKEN as an admin token, so a deployment brings its first tokens)`;
+
+/**
+ * `--anonymous` / AIOS_ANONYMOUS and `--token` / AIOS_TOKEN; the token becomes this process's
+ * credential (src/auth/credential.ts) for every call it makes.
+ */
+export const authSettingsFrom = (values: Record<string, FlagValue>): AuthSettings => {
+  const anonymous = values.anonymous === true || anonymousFromEnv();
+  const token = stringFlag(values.token) ?? (process.env.AIOS_TOKEN || undefined);
+  if (token !== undefined) useServiceToken(token);
+  return { anonymous, ...(token !== undefined ? { token } : {}) };
+};

@@ -3,10 +3,21 @@
  * mapper, auto-scaler and health checker in this process (src/block/serve.ts).
  */
 import { readFileSync } from "node:fs";
+import { workloadGuard } from "../auth/index.ts";
 import { type InstanceRef, readInstanceList } from "../block/mapper.ts";
 import { BLOCK_PORTS, type BlockPortName, startBlockRuntime } from "../block/serve.ts";
 import { ApiError } from "../http/errors.ts";
-import { type FlagValue, parseFlags, parsePort, stringFlag, UsageError, type Verb } from "./args.ts";
+import {
+  AUTH_FLAGS,
+  AUTH_FLAGS_USAGE,
+  authSettingsFrom,
+  type FlagValue,
+  parseFlags,
+  parsePort,
+  stringFlag,
+  UsageError,
+  type Verb,
+} from "./args.ts";
 import { serveService } from "./serve.ts";
 
 const PORT_FLAGS: Record<BlockPortName, string> = {
@@ -27,6 +38,7 @@ const flags = {
   registry: { type: "string" },
   "cluster-id": { type: "string" },
   host: { type: "string" },
+  ...AUTH_FLAGS,
   ...Object.fromEntries(Object.values(PORT_FLAGS).map((f) => [f, { type: "string" }])),
 } as const;
 
@@ -66,6 +78,11 @@ mapper's instance API, and the auto-scaler's and health checker's /mgmt. Prints 
 "listening <name> <url>" line per listener (grpc, metrics, executor, mapper, autoscaler,
 health-checker); stops on SIGINT or SIGTERM.
 
+Every listener checks the caller's token (gRPC: the "authorization: Bearer <token>" metadata;
+inference needs infer:<block id>, infer:*, operator or admin): this service's own token is known,
+others are checked at the controller (GET /auth/whoami, cached 5 s). Without --controller only the
+own token is accepted, unless --anonymous.
+
   --block-id ID          the block (required)
   --block FILE|JSON      the block document: policies.{loadBalancer,autoscaler,stabilityChecker},
                          minInstances, maxInstances; default: GET /blocks/ID from --controller
@@ -83,6 +100,7 @@ health-checker); stops on SIGINT or SIGTERM.
   --mapper-port P        mapper (default ${BLOCK_PORTS.mapper})
   --autoscaler-port P    auto-scaler management (default ${BLOCK_PORTS.autoscaler})
   --health-port P        health-checker management (default ${BLOCK_PORTS.health})
+${AUTH_FLAGS_USAGE}
   -h, --help             show this help
 
 0 for a port picks a free one.`,
@@ -106,6 +124,18 @@ health-checker); stops on SIGINT or SIGTERM.
       stringFlag(values.registry) ?? process.env.AIOS_REGISTRY_URL ?? "http://127.0.0.1:3000";
     const clusterId = stringFlag(values["cluster-id"]);
     const instancesUrl = stringFlag(values["instances-url"]);
+    const instances = parseInstances(values.instance);
+    const auth = authSettingsFrom(values);
+    if (auth.token === undefined && !controllerUrl && auth.anonymous !== true) {
+      throw new UsageError(
+        "no way to check a caller's token: give --token (or AIOS_TOKEN), --controller (or AIOS_CONTROLLER_URL), or --anonymous (or AIOS_ANONYMOUS=1) for local development",
+      );
+    }
+    const guard = workloadGuard({
+      token: auth.token,
+      verifyUrl: controllerUrl || undefined,
+      anonymous: auth.anonymous === true,
+    });
     return serveService("block-runtime", async () => {
       try {
         return await startBlockRuntime({
@@ -113,8 +143,9 @@ health-checker); stops on SIGINT or SIGTERM.
           block,
           host: stringFlag(values.host) ?? "127.0.0.1",
           ports,
-          instances: parseInstances(values.instance),
+          instances,
           registryUrl,
+          guard,
           ...(instancesUrl ? { instancesUrl } : {}),
           ...(controllerUrl ? { controllerUrl } : {}),
           ...(clusterId ? { clusterId } : {}),

@@ -2,13 +2,25 @@
  * `aios controller --cluster-id ID`: one cluster's controller, on the process runtime (local processes,
  * the default) or on Kubernetes (`--runtime kubernetes`: pods, Deployments, Services and Ingresses).
  */
-import { CONTROLLER_PORT, startController } from "../controller/serve.ts";
+import { join } from "node:path";
+import { bootstrapTokens } from "../auth/index.ts";
+import { CONTROLLER_PORT, controllerGuard, startController } from "../controller/serve.ts";
 import { ServiceClientError } from "../http/client.ts";
 import type { RuntimeConfig } from "../runtime/index.ts";
 import { DEFAULT_IMAGE } from "../runtime/kubernetes/index.ts";
-import { storeConfigFrom } from "../store/index.ts";
-import { type FlagValue, parseFlags, parsePort, stringFlag, UsageError, type Verb } from "./args.ts";
-import { serveService } from "./serve.ts";
+import { openStore, storeConfigFrom } from "../store/index.ts";
+import {
+  AUTH_FLAGS,
+  AUTH_FLAGS_USAGE,
+  authSettingsFrom,
+  type FlagValue,
+  parseFlags,
+  parsePort,
+  stringFlag,
+  UsageError,
+  type Verb,
+} from "./args.ts";
+import { bootstrapFrom, serveService } from "./serve.ts";
 
 const flags = {
   "cluster-id": { type: "string" },
@@ -31,6 +43,7 @@ const flags = {
   "ingress-class": { type: "string" },
   "ingress-host": { type: "string" },
   "no-ingress": { type: "boolean" },
+  ...AUTH_FLAGS,
 } as const;
 
 const PULL_POLICIES = ["Always", "IfNotPresent", "Never"] as const;
@@ -119,8 +132,8 @@ export const runtimeFromFlags = (
 export const controllerVerb: Verb = {
   name: "controller",
   summary: "serve one cluster's controller (blocks, nodes, pre-checks, scanner, events)",
-  usage: `usage: aios controller --cluster-id ID [--registry URL] [--port P] [--host H] [--data-dir DIR]
-                       [--runtime process|kubernetes] [kubernetes flags]
+  usage: `usage: aios controller --cluster-id ID (--token T | --anonymous) [--registry URL] [--port P]
+                       [--host H] [--data-dir DIR] [--runtime process|kubernetes] [kubernetes flags]
 
 Serves the cluster controller API of cluster-controller.md (/executeAction, /blocks, /cluster-actions,
 /vdag-controller, /healthy_nodes, /nodes_status, /check_stability, /mgmt, /events, and the public
@@ -130,6 +143,10 @@ cluster id. Either way a restarted controller adopts what still runs. Registers 
 (with its urlMap) in the registry. Prints "listening controller <url>" once ready; stops on SIGINT or
 SIGTERM (workloads keep running).
 
+Every call needs a token (checked in the controller's store, else at the registry), unless
+--anonymous. The controller's own token (--token) is what it presents to the registry and the
+blocks' services, and what its workloads get as AIOS_TOKEN: one of the two is required.
+
   --cluster-id ID     the cluster (required)
   --registry URL      the registry (default $AIOS_REGISTRY_URL, else http://127.0.0.1:3000)
   --port P            default ${CONTROLLER_PORT}; 0 picks a free port
@@ -137,6 +154,7 @@ SIGTERM (workloads keep running).
   --data-dir DIR      on-disk PGlite for the blocks and runtime records (DATABASE_URL: PostgreSQL)
   --run-dir DIR       where workload logs go (default <data-dir>/runtime, else .data/runtime)
   --runtime R         process (default) or kubernetes ($AIOS_RUNTIME)
+${AUTH_FLAGS_USAGE}
   -h, --help          show this help
 
 Kubernetes (--runtime kubernetes); the variable in brackets is read when the flag is absent:
@@ -170,23 +188,40 @@ REDIS_URL selects Redis Streams for block events; without it the queue is in-pro
     const runDir = stringFlag(values["run-dir"]);
     const runtime = runtimeFromFlags(values);
     const advertiseUrl = advertiseUrlFrom(values);
+    const auth = authSettingsFrom(values);
+    if (auth.token === undefined && !auth.anonymous) {
+      throw new UsageError(
+        "aios controller needs a credential: --token T (or AIOS_TOKEN; an internal-scoped token made with " +
+          "aios token create), which it presents to the registry and hands to its workloads; or " +
+          "--anonymous (AIOS_ANONYMOUS=1) for local development without tokens",
+      );
+    }
+    const registryUrl =
+      stringFlag(values.registry) ?? process.env.AIOS_REGISTRY_URL ?? "http://127.0.0.1:3000";
     return serveService(
       "controller",
       async () => {
+        // Opened here so the guard can look tokens up in it; closed after the controller stops.
+        const store = await openStore(storeConfigFrom(dataDir ? { dataDir } : {}));
         let running: Awaited<ReturnType<typeof startController>>;
         try {
+          await bootstrapTokens(store, bootstrapFrom(auth));
           running = await startController({
             clusterId,
             host: stringFlag(values.host) ?? "127.0.0.1",
             port: parsePort(values.port, "--port", CONTROLLER_PORT),
-            registryUrl:
-              stringFlag(values.registry) ?? process.env.AIOS_REGISTRY_URL ?? "http://127.0.0.1:3000",
-            store: storeConfigFrom(dataDir ? { dataDir } : {}),
-            ...(runDir ? { runDir } : {}),
+            registryUrl,
+            store,
+            // The runtime's logs under the data directory, as when the controller opens the store.
+            runDir: runDir ?? (dataDir ? join(dataDir, "runtime") : join(".data", "runtime")),
             ...(advertiseUrl ? { advertiseUrl } : {}),
             runtime,
+            guard: controllerGuard(store, registryUrl, { anonymous: auth.anonymous }),
+            ...(auth.token !== undefined ? { token: auth.token } : {}),
+            anonymous: auth.anonymous === true,
           });
         } catch (err) {
+          await store.close().catch(() => {});
           // The registry's own words (unreachable, refused) without the client's class name.
           if (err instanceof ServiceClientError) throw new Error(err.message);
           throw err;
@@ -197,7 +232,13 @@ REDIS_URL selects Redis Streams for block events; without it the queue is in-pro
             `aios controller: adopted ${adopted.length} running workloads, cleaned ${cleaned.length}`,
           );
         }
-        return running;
+        return {
+          ...running,
+          async stop() {
+            await running.stop();
+            await store.close();
+          },
+        };
       },
       "stopping (workloads keep running)",
     );

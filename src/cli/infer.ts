@@ -4,7 +4,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { ConnectError, createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { type GatewayClient, GatewayClientError } from "../gateway/client.ts";
 import type { BlockDetail } from "../gateway/views.ts";
@@ -12,7 +12,15 @@ import { InferenceProxy, type InferenceResponse } from "../gen/inference_pb.ts";
 import { AIOSPacketSchema } from "../gen/payload_pb.ts";
 import { errorMessage } from "../http/errors.ts";
 import { parseFlags, stringFlag, UsageError, type Verb } from "./args.ts";
-import { CLIENT_FLAGS, CLIENT_FLAGS_USAGE, clientFrom, positiveIntFlag, print } from "./output.ts";
+import {
+  CLIENT_FLAGS,
+  CLIENT_FLAGS_USAGE,
+  clientFrom,
+  clientToken,
+  positiveIntFlag,
+  print,
+  tokenHint,
+} from "./output.ts";
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 
@@ -51,6 +59,36 @@ export const findBlock = async (client: GatewayClient, id: string): Promise<Bloc
   }
 };
 
+/** `--grpc`: `host:port` or `http://host:port`, as `aios get blocks` shows it. */
+const grpcFlag = (raw: string | undefined): string | undefined => {
+  if (raw === undefined) return undefined;
+  const url = /^https?:\/\//.test(raw) ? raw : `http://${raw}`;
+  if (!/^https?:\/\/[^/\s]+$/.test(url.replace(/\/+$/, "")))
+    throw new UsageError(`--grpc must be host:port or http://host:port, got '${raw}'`);
+  return url.replace(/\/+$/, "");
+};
+
+/** The block's gRPC address as the gateway reports it; a token that may only infer is told of --grpc. */
+const grpcUrlOf = async (client: GatewayClient, blockId: string): Promise<string> => {
+  let block: BlockDetail;
+  try {
+    block = await findBlock(client, blockId);
+  } catch (err) {
+    if (err instanceof GatewayClientError && err.status === 403) {
+      throw new Error(
+        `${err.message}\nthe gateway will not tell this token where block '${blockId}' is; pass its gRPC address with --grpc host:port (aios get blocks, with a token that may read, shows it)`,
+      );
+    }
+    throw err;
+  }
+  if (block.grpc_url === null) {
+    throw new Error(
+      `block '${blockId}' is ${block.status} and has no gRPC address${block.status === "running" ? " (its controller did not answer)" : ""}; see aios get block ${blockId}`,
+    );
+  }
+  return block.grpc_url;
+};
+
 /** What the instance answered, for `--json`: the response with its result parsed. */
 const responseJson = (res: InferenceResponse) => ({
   message: res.message,
@@ -70,6 +108,8 @@ const safeJson = (text: string): unknown => {
 };
 
 interface LoadOptions {
+  /** Sent with every call: the token (`authorization: Bearer ...`). */
+  headers: Record<string, string>;
   data: string;
   session: string;
   repeat: number;
@@ -124,7 +164,7 @@ const load = async (
       try {
         const res = await client.infer(
           { rpcData: toBinary(AIOSPacketSchema, packet) },
-          { timeoutMs: options.timeoutMs },
+          { timeoutMs: options.timeoutMs, headers: options.headers },
         );
         if (!res.message) throw new Error(res.error || "the block could not process the task");
         latencies.push(performance.now() - started);
@@ -182,6 +222,8 @@ fails (the block's error is printed).
   --repeat N         send the task N times (seq 1..N in one session): load, to watch the block scale;
                      prints progress each second on stderr and a summary (req/s, latency, instances)
   --concurrency C    tasks in flight at once with --repeat (default 1)
+  --grpc ADDR        the block's gRPC address (host:port or http://host:port) instead of asking the
+                     gateway: for a token that may only infer (infer:<block>), which cannot read it
 ${CLIENT_FLAGS_USAGE.replace("the gateway's answer", "the whole response")}`,
   async run(argv) {
     const { values, positionals } = parseFlags(
@@ -194,6 +236,7 @@ ${CLIENT_FLAGS_USAGE.replace("the gateway's answer", "the whole response")}`,
         timeout: { type: "string" },
         repeat: { type: "string" },
         concurrency: { type: "string" },
+        grpc: { type: "string" },
       },
       true,
     );
@@ -210,13 +253,11 @@ ${CLIENT_FLAGS_USAGE.replace("the gateway's answer", "the whole response")}`,
     const timeoutMs = positiveIntFlag(values.timeout, "--timeout") ?? DEFAULT_TIMEOUT_MS;
     const session = stringFlag(values.session) ?? `aios-cli-${crypto.randomUUID()}`;
 
-    const block = await findBlock(clientFrom(values), blockId);
-    if (block.grpc_url === null) {
-      throw new Error(
-        `block '${blockId}' is ${block.status} and has no gRPC address${block.status === "running" ? " (its controller did not answer)" : ""}; see aios get block ${blockId}`,
-      );
-    }
-    const client = createClient(InferenceProxy, createGrpcTransport({ baseUrl: block.grpc_url }));
+    // The block checks the same token (infer:<block>, infer:*, operator or admin) on the gRPC call.
+    const { token, source } = clientToken(values.token);
+    const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+    const grpcUrl = grpcFlag(stringFlag(values.grpc)) ?? (await grpcUrlOf(clientFrom(values), blockId));
+    const client = createClient(InferenceProxy, createGrpcTransport({ baseUrl: grpcUrl }));
     const packet = create(AIOSPacketSchema, {
       sessionId: session,
       seqNo: BigInt(seq),
@@ -226,7 +267,7 @@ ${CLIENT_FLAGS_USAGE.replace("the gateway's answer", "the whole response")}`,
     const repeat = positiveIntFlag(values.repeat, "--repeat") ?? 1;
     const concurrency = positiveIntFlag(values.concurrency, "--concurrency") ?? 1;
     if (repeat > 1 || concurrency > 1) {
-      const report = await load(client, { data, session, repeat, concurrency, timeoutMs });
+      const report = await load(client, { headers, data, session, repeat, concurrency, timeoutMs });
       if (values.json) console.log(JSON.stringify(report, null, 2));
       else console.log(loadSummary(blockId, report));
       return report.failed === 0 ? 0 : 1;
@@ -234,10 +275,11 @@ ${CLIENT_FLAGS_USAGE.replace("the gateway's answer", "the whole response")}`,
     const started = performance.now();
     let res: InferenceResponse;
     try {
-      res = await client.infer({ rpcData: toBinary(AIOSPacketSchema, packet) }, { timeoutMs });
+      res = await client.infer({ rpcData: toBinary(AIOSPacketSchema, packet) }, { timeoutMs, headers });
     } catch (err) {
       const e = ConnectError.from(err);
-      throw new Error(`the gRPC call to block '${blockId}' at ${block.grpc_url} failed: ${e.message}`);
+      const hint = e.code === Code.Unauthenticated ? `\n${tokenHint(source)}` : "";
+      throw new Error(`the gRPC call to block '${blockId}' at ${grpcUrl} failed: ${e.message}${hint}`);
     }
     const ms = Math.round(performance.now() - started);
     if (values.json) {

@@ -9,6 +9,7 @@
 import { readFile } from "node:fs/promises";
 import { basename, relative, resolve } from "node:path";
 import { compile, ROOT } from "../../wasm-policies/build.ts";
+import { useServiceToken } from "../auth/index.ts";
 import { SANDBOX_DEFAULTS } from "../policy/abi.ts";
 import { isPolicyError } from "../policy/errors.ts";
 import { isPolicyKindName, POLICY_KIND_NAMES, type PolicyKindName } from "../policy/kinds/index.ts";
@@ -17,9 +18,20 @@ import { AdmissionError, admitPolicyModule } from "../policy/wasm/admission.ts";
 import { DEFAULT_REGISTRY_URL, RegistryClient } from "../registry/client.ts";
 import { type FlagValue, parseFlags, stringFlag, UsageError, type Verb } from "./args.ts";
 import { policiesTable } from "./get.ts";
+import { clientToken } from "./output.ts";
 
 const registryUrl = (flag: FlagValue) =>
   stringFlag(flag) ?? process.env.AIOS_REGISTRY_URL ?? DEFAULT_REGISTRY_URL;
+
+/** The registry at `--registry`, called with the user's token (`--token`, AIOS_TOKEN or aios up's file). */
+const registryClient = (values: Record<string, FlagValue>): RegistryClient => {
+  const { token } = clientToken(values.token);
+  // The CLI process's credential is the user's: the registry client presents it.
+  if (token !== undefined) useServiceToken(token);
+  return new RegistryClient(registryUrl(values.registry));
+};
+
+const TOKEN_USAGE = `  --token T          the API token (default $AIOS_TOKEN, else $AIOS_DATA_DIR/admin-token)`;
 
 const kindFlag = (raw: FlagValue, required: boolean): PolicyKindName | undefined => {
   const kind = stringFlag(raw);
@@ -72,9 +84,10 @@ const UPLOAD_USAGE = `usage: aios policy upload <policy.wasm> --uri NAME:VERSION
   --description D    what it does
   --fuel N           fuel per call (default ${SANDBOX_DEFAULTS.fuel})
   --memory-bytes N   memory cap (default ${SANDBOX_DEFAULTS.memoryBytes})
-  --registry URL     the registry (default $AIOS_REGISTRY_URL or ${DEFAULT_REGISTRY_URL})`;
+  --registry URL     the registry (default $AIOS_REGISTRY_URL or ${DEFAULT_REGISTRY_URL})
+${TOKEN_USAGE}`;
 
-const LIST_USAGE = `usage: aios policy list [--kind K] [--json] [--registry URL]
+const LIST_USAGE = `usage: aios policy list [--kind K] [--json] [--registry URL] [--token T]
 
 Lists the policies stored in the registry (aios get policies shows the same through the gateway).`;
 
@@ -88,7 +101,8 @@ Runs the policy's eval once (or --repeat N times) and prints the output and the 
   --parameters F     parameters as JSON (default {})
   --repeat N         calls to time (default 1; prints the median)
   --fuel N, --memory-bytes N   sandbox limits for a .wasm file
-  --registry URL     where to fetch a policy given by URI`;
+  --registry URL     where to fetch a policy given by URI
+${TOKEN_USAGE}`;
 
 const build = async (argv: string[]): Promise<number> => {
   const { values, positionals } = parseFlags(argv, { out: { type: "string", short: "o" } }, true);
@@ -123,6 +137,7 @@ const upload = async (argv: string[]): Promise<number> => {
       fuel: { type: "string" },
       "memory-bytes": { type: "string" },
       registry: { type: "string" },
+      token: { type: "string" },
     },
     true,
   );
@@ -133,7 +148,7 @@ const upload = async (argv: string[]): Promise<number> => {
   if (!uri) throw new UsageError("--uri is required (name:version)");
   const kind = kindFlag(values.kind, true) as PolicyKindName;
   const bytes = new Uint8Array(await readFile(file));
-  const client = new RegistryClient(registryUrl(values.registry));
+  const client = registryClient(values);
   const { policy, created } = await client.uploadPolicy(uri, bytes, {
     kind,
     description: stringFlag(values.description),
@@ -151,11 +166,10 @@ const list = async (argv: string[]): Promise<number> => {
     kind: { type: "string" },
     json: { type: "boolean" },
     registry: { type: "string" },
+    token: { type: "string" },
   });
   if (values.help) return print(LIST_USAGE);
-  const policies = await new RegistryClient(registryUrl(values.registry)).listPolicies(
-    kindFlag(values.kind, false),
-  );
+  const policies = await registryClient(values).listPolicies(kindFlag(values.kind, false));
   if (values.json) return print(JSON.stringify(policies, null, 2));
   // The same table as `aios get policies`, which reads them through the gateway.
   return print(policiesTable(policies));
@@ -173,6 +187,7 @@ const test = async (argv: string[]): Promise<number> => {
       fuel: { type: "string" },
       "memory-bytes": { type: "string" },
       registry: { type: "string" },
+      token: { type: "string" },
     },
     true,
   );
@@ -214,7 +229,7 @@ const test = async (argv: string[]): Promise<number> => {
       limits: { fuel, memoryBytes },
     });
   } else {
-    const stored = await new RegistryClient(registryUrl(values.registry)).compiledPolicy(target);
+    const stored = await registryClient(values).compiledPolicy(target);
     const kind = kindFlag(values.kind, false);
     compiled = kind ? { ...stored, kind } : stored;
   }

@@ -3,6 +3,7 @@
  * on disk with --data-dir, else PGlite in memory), serve the registry app on one port and the global
  * metrics API on another, and shut down cleanly on SIGINT/SIGTERM.
  */
+import { type AuthSettings, bootstrapTokens, type Guard, storeGuard } from "../auth/index.ts";
 import { displayHost, type Listener } from "../http/listen.ts";
 import { createMetricsApp, createRegistryApp } from "../registry/app.ts";
 import { openStore, type Store, storeConfigFrom } from "../store/index.ts";
@@ -14,6 +15,8 @@ export interface RegistryServerOptions {
   dataDir?: string | undefined;
   /** An open store to serve (kept open on stop), e.g. the one `aios up` shares between its services. */
   store?: Store;
+  /** Who may call (default Guard.open(): no tokens; the `aios` verbs pass storeGuard). */
+  guard?: Guard;
 }
 
 export type { Listener };
@@ -38,13 +41,13 @@ export const startRegistry = async (options: RegistryServerOptions): Promise<Run
     const registry = Bun.serve({
       hostname: options.host,
       port: options.port,
-      fetch: createRegistryApp(store).fetch,
+      fetch: createRegistryApp(store, options.guard).fetch,
     });
     servers.push(registry);
     const metrics = Bun.serve({
       hostname: options.host,
       port: options.metricsPort,
-      fetch: createMetricsApp(store).fetch,
+      fetch: createMetricsApp(store, options.guard).fetch,
     });
     servers.push(metrics);
     const host = displayHost(options.host);
@@ -61,6 +64,12 @@ export const startRegistry = async (options: RegistryServerOptions): Promise<Run
     throw err;
   }
 };
+
+/** What a server verb stores at start: its own token (`--token` / AIOS_TOKEN) and AIOS_ADMIN_TOKEN. */
+export const bootstrapFrom = (auth: AuthSettings, env = process.env) => ({
+  service: auth.token,
+  admin: env.AIOS_ADMIN_TOKEN || undefined,
+});
 
 /** Prints one `listening <name> <url>` line per listener. */
 export const announce = (listeners: readonly Listener[]): void => {
@@ -104,11 +113,32 @@ export const watchSignals = (): SignalWatch => {
  * SIGINT/SIGTERM; the exit status.
  */
 export const serveUntilSignal = (
-  options: RegistryServerOptions,
+  options: RegistryServerOptions & { auth?: AuthSettings },
   ready?: (running: RunningServers) => Promise<void>,
 ): Promise<number> =>
   serveService("registry", async () => {
-    const running = await startRegistry(options);
+    // The store is opened here so the guard can look tokens up in it.
+    const store = options.store ?? (await openStore(storeConfigFrom({ dataDir: options.dataDir })));
+    let running: RunningServers;
+    try {
+      // Tokens a deployment brings (its Secret): the service credential, AIOS_ADMIN_TOKEN.
+      if (options.auth) await bootstrapTokens(store, bootstrapFrom(options.auth));
+      const started = await startRegistry({
+        ...options,
+        store,
+        guard: options.guard ?? storeGuard(store, options.auth ?? {}),
+      });
+      running = {
+        ...started,
+        stop: async () => {
+          await started.stop();
+          if (!options.store) await store.close();
+        },
+      };
+    } catch (err) {
+      if (!options.store) await store.close();
+      throw err;
+    }
     try {
       await ready?.(running);
     } catch (err) {

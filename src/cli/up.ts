@@ -5,10 +5,17 @@
  * It stores the built-in policies and the example component, creates the demo block the first time,
  * and on Ctrl-C stops everything it started, workloads included. The next `aios up` starts the blocks
  * it finds again (the controller's resume), so nothing is created twice.
+ *
+ * Every call needs a token unless `--anonymous` (AIOS_ANONYMOUS=1). The first `aios up` on a store makes
+ * an admin token, prints it once and saves it to <data dir>/admin-token (mode 0600), where the CLI on
+ * this machine finds it; and an `internal` token (<data dir>/internal-token) the services present to
+ * each other and the controller hands to its workloads.
  */
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { startAllocator } from "../allocator/serve.ts";
+import { anonymousFromEnv, type Guard, storeGuard, TokenStore, useServiceToken } from "../auth/index.ts";
 import { startController } from "../controller/serve.ts";
 import { GatewayClient } from "../gateway/client.ts";
 import { startGateway } from "../gateway/serve.ts";
@@ -22,6 +29,7 @@ import { LocalNodeProbe } from "../runtime/local-node.ts";
 import type { NodeStatus } from "../runtime/types.ts";
 import { openStore, type Store, storeConfigFrom } from "../store/index.ts";
 import { parseFlags, parsePort, stringFlag, type Verb } from "./args.ts";
+import { ADMIN_TOKEN_FILE, adminTokenPath } from "./output.ts";
 import { METRICS_PORT, REGISTRY_PORT } from "./registry.ts";
 import { announce, startRegistry, watchSignals } from "./serve.ts";
 
@@ -41,6 +49,7 @@ const flags = {
   "controller-port": { type: "string" },
   "gateway-port": { type: "string" },
   "no-demo": { type: "boolean" },
+  anonymous: { type: "boolean" },
 } as const;
 
 export interface UpOptions {
@@ -49,7 +58,62 @@ export interface UpOptions {
   clusterId: string;
   ports: { registry: number; metrics: number; allocator: number; controller: number; gateway: number };
   demo: boolean;
+  /** Calls without a token act as admin (local development); no tokens are made. */
+  anonymous?: boolean;
 }
+
+/** The tokens of an `aios up`: the admin token (printed once, when made now) and the services' token. */
+export interface UpTokens {
+  admin: { token: string; file: string; created: boolean } | null;
+  internal: string | null;
+}
+
+const INTERNAL_TOKEN_FILE = "internal-token";
+/** The name of the admin token `aios up` makes (the audit log shows it). */
+export const UP_ADMIN_TOKEN_NAME = "aios up admin";
+const UP_INTERNAL_TOKEN_NAME = "aios up services";
+
+/** Writes a secret readable by this user alone (0600, also when the file was there before). */
+const writeSecret = (file: string, token: string) => {
+  // With DATABASE_URL the data directory holds only logs and these files: it may not exist yet.
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+};
+
+/**
+ * The token saved in `file` when it is still valid in this store with `scope`; else a new one, saved
+ * there. A lost or revoked file is replaced, so the machine that runs aios up can always get in.
+ */
+const ensureToken = async (
+  tokens: TokenStore,
+  file: string,
+  name: string,
+  scope: "admin" | "internal",
+): Promise<{ token: string; created: boolean }> => {
+  if (existsSync(file)) {
+    const saved = readFileSync(file, "utf8").trim();
+    const principal = saved ? await tokens.verify(saved) : null;
+    if (principal?.scopes.includes(scope)) return { token: saved, created: false };
+  }
+  const { token } = await tokens.create({ name, scopes: [scope] }, "aios up");
+  writeSecret(file, token);
+  return { token, created: true };
+};
+
+const upTokens = async (store: Store, dataDir: string, anonymous: boolean): Promise<UpTokens> => {
+  if (anonymous) return { admin: null, internal: null };
+  const tokens = new TokenStore(store);
+  const file = adminTokenPath(dataDir);
+  const admin = await ensureToken(tokens, file, UP_ADMIN_TOKEN_NAME, "admin");
+  const internal = await ensureToken(
+    tokens,
+    join(dataDir, INTERNAL_TOKEN_FILE),
+    UP_INTERNAL_TOKEN_NAME,
+    "internal",
+  );
+  return { admin: { ...admin, file }, internal: internal.token };
+};
 
 /** What `aios up` started, in the order it stops them (last started, first stopped). */
 interface Part {
@@ -127,12 +191,24 @@ const ensureDemoBlock = async (gateway: GatewayClient): Promise<"created" | "exi
   return "created";
 };
 
-/** The printed command: the gateway flag only when it is not the default one. */
-const inferCommand = (gatewayUrl: string, defaultGateway: boolean) =>
-  `npm run aios -- infer ${DEMO_BLOCK_ID}${defaultGateway ? "" : ` --gateway ${gatewayUrl}`} --data '${JSON.stringify({ text: DEMO_TEXT })}'`;
+/** The data directory as the CLI finds it: the default `.data` needs nothing, another AIOS_DATA_DIR. */
+const dataDirPrefix = (dataDir: string) =>
+  dataDir === ".data" ? "" : `AIOS_DATA_DIR=${shellWord(resolve(dataDir))} `;
+
+/** A word a POSIX shell reads back as it is. */
+const shellWord = (s: string) => (/^[A-Za-z0-9_./:@%+=-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+/**
+ * The printed command, to paste as it is: the gateway flag only when it is not the default one, the
+ * data directory (where the CLI finds the admin token) only when it is not the default one.
+ */
+const inferCommand = (gatewayUrl: string, defaultGateway: boolean, dataDir: string | null) =>
+  `${dataDir === null ? "" : dataDirPrefix(dataDir)}npm run aios -- infer ${DEMO_BLOCK_ID}${defaultGateway ? "" : ` --gateway ${gatewayUrl}`} --data '${JSON.stringify({ text: DEMO_TEXT })}'`;
 
 /** Starts everything; resolves once the demo block serves, with what to stop. */
-export const startUp = async (options: UpOptions): Promise<{ parts: Part[]; listeners: Listener[] }> => {
+export const startUp = async (
+  options: UpOptions,
+): Promise<{ parts: Part[]; listeners: Listener[]; tokens: UpTokens }> => {
   const parts: Part[] = [];
   const listeners: Listener[] = [];
   try {
@@ -146,11 +222,20 @@ export const startUp = async (options: UpOptions): Promise<{ parts: Part[]; list
         : `state in ${options.dataDir} (PGlite), opened in ${seconds(began)}`,
     );
 
+    const anonymous = options.anonymous === true;
+    const tokens = await upTokens(store, options.dataDir, anonymous);
+    // The services' calls to each other (and this process's, the demo's creation) present it.
+    if (tokens.internal) useServiceToken(tokens.internal);
+    if (anonymous) log("anonymous access is on: calls without a token act as admin (local development only)");
+    // One guard for every service here: tokens looked up in the one store, calls audited there.
+    const guard: Guard = storeGuard(store, { anonymous });
+
     const registry = await startRegistry({
       host: options.host,
       port: options.ports.registry,
       metricsPort: options.ports.metrics,
       store,
+      guard,
     });
     parts.push({ name: "registry", stop: registry.stop });
     listeners.push(...registry.listeners);
@@ -167,7 +252,12 @@ export const startUp = async (options: UpOptions): Promise<{ parts: Part[]; list
     component.runtime.cwd = ROOT;
     await registryClient.putComponent(component.componentURI, component);
 
-    const allocator = await startAllocator({ host: options.host, port: options.ports.allocator, store });
+    const allocator = await startAllocator({
+      host: options.host,
+      port: options.ports.allocator,
+      store,
+      guard,
+    });
     parts.push({ name: "allocator", stop: allocator.stop });
     listeners.push(...allocator.listeners);
 
@@ -181,6 +271,10 @@ export const startUp = async (options: UpOptions): Promise<{ parts: Part[]; list
       runDir: join(options.dataDir, "runtime"),
       publishClusterMetrics: true,
       ...(process.env.REDIS_URL ? { redisUrl: process.env.REDIS_URL } : {}),
+      guard,
+      // Its workloads present the services' token, and let no one in without one unless anonymous.
+      ...(tokens.internal ? { token: tokens.internal } : {}),
+      anonymous,
     });
     // Ctrl-C stops the workloads too: `aios up` leaves nothing behind, and resumes them next time.
     parts.push({ name: "controller", stop: controller.stopAll });
@@ -201,6 +295,7 @@ export const startUp = async (options: UpOptions): Promise<{ parts: Part[]; list
       port: options.ports.gateway,
       registryUrl,
       store,
+      guard,
     });
     parts.push({ name: "gateway", stop: gateway.stop });
     listeners.push(...gateway.listeners);
@@ -212,23 +307,43 @@ export const startUp = async (options: UpOptions): Promise<{ parts: Part[]; list
       if (demo === "removed") log(`block ${DEMO_BLOCK_ID} was deleted; not created again`);
     }
     log(`ready in ${seconds(began)}`);
-    return { parts, listeners };
+    return { parts, listeners, tokens };
   } catch (err) {
     await stopParts(parts);
     throw err;
   }
 };
 
-/** What a user needs next: where the dashboard is, the demo's gRPC address, a command to paste. */
-const printWelcome = async (gatewayUrl: string, defaultGateway: boolean) => {
-  const demo = await demoBlock(new GatewayClient(gatewayUrl)).catch(() => null);
+/**
+ * What a user needs next: where the dashboard is (with the admin token in the URL's fragment the first
+ * time, so the browser signs in), the admin token (once) and where it is saved, the demo's gRPC address,
+ * a command to paste.
+ */
+const printWelcome = async (
+  gatewayUrl: string,
+  defaultGateway: boolean,
+  demoShown: boolean,
+  dataDir: string,
+  tokens: UpTokens,
+) => {
+  const demo = demoShown ? await demoBlock(new GatewayClient(gatewayUrl)).catch(() => null) : null;
+  const admin = tokens.admin;
   console.log("");
-  console.log(`  dashboard   ${gatewayUrl}/`);
+  console.log(`  dashboard   ${gatewayUrl}/${admin?.created ? `#token=${admin.token}` : ""}`);
+  if (admin?.created) {
+    console.log(
+      `  admin token ${admin.token}  (shown once; saved to ${admin.file}, mode 0600, for the CLI on this machine)`,
+    );
+  } else if (admin) {
+    console.log(`  admin token saved in ${admin.file} (the CLI on this machine reads it; not shown again)`);
+  } else {
+    console.log("  access      anonymous: no token needed (--anonymous; local development only)");
+  }
   if (demo?.grpc_url) {
     console.log(
       `  gRPC        ${demo.grpc_url.replace(/^https?:\/\//, "")}   (block ${DEMO_BLOCK_ID}, InferenceProxy/infer, ${plural(demo.instances.length, "instance")})`,
     );
-    console.log(`  try         ${inferCommand(gatewayUrl, defaultGateway)}`);
+    console.log(`  try         ${inferCommand(gatewayUrl, defaultGateway, admin ? dataDir : null)}`);
   }
   console.log("  stop        Ctrl-C (stops every process aios up started)");
   console.log("");
@@ -237,7 +352,7 @@ const printWelcome = async (gatewayUrl: string, defaultGateway: boolean) => {
 export const upVerb: Verb = {
   name: "up",
   summary: "run the whole system on this machine: registry, allocator, controller, gateway, dashboard",
-  usage: `usage: aios up [--data-dir DIR] [--host H] [--cluster-id ID] [--<service>-port P] [--no-demo]
+  usage: `usage: aios up [--data-dir DIR] [--host H] [--cluster-id ID] [--<service>-port P] [--no-demo] [--anonymous]
 
 Runs the registry, the resource allocator, one cluster controller for this machine (its CPUs, memory
 and GPUs; blocks run as child processes) and the gateway with the dashboard, all on one store. Stores
@@ -253,7 +368,13 @@ aios up starts the same blocks again.
   --allocator-port P    default 8765        --controller-port P  default 7000
   --gateway-port P      default 8080 (dashboard and API); 0 picks a free port for any of them
   --no-demo             do not create the demo block
+  --anonymous           no tokens: calls without one act as admin (also AIOS_ANONYMOUS=1); for local
+                        development only
   -h, --help            show this help
+
+The first aios up on a store makes an admin token, prints it once and saves it to
+<data dir>/${ADMIN_TOKEN_FILE} (mode 0600): the aios CLI on this machine reads it from there
+(AIOS_DATA_DIR=<data dir> when it is not ./.data). Make more with aios token create.
 
 DATABASE_URL selects PostgreSQL for the state; REDIS_URL selects Redis Streams for block events.`,
   async run(argv) {
@@ -274,13 +395,14 @@ DATABASE_URL selects PostgreSQL for the state; REDIS_URL selects Redis Streams f
         gateway: parsePort(values["gateway-port"], "--gateway-port", 8080),
       },
       demo: values["no-demo"] !== true,
+      anonymous: values.anonymous === true || anonymousFromEnv(),
     };
     const signals = watchSignals();
-    const { parts, listeners } = await startUp(options);
+    const { parts, listeners, tokens } = await startUp(options);
     if (signals.received === undefined) {
       announce(listeners);
       const gateway = listeners.find((l) => l.name === "gateway")!.url;
-      if (options.demo) await printWelcome(gateway, options.ports.gateway === 8080);
+      await printWelcome(gateway, options.ports.gateway === 8080, options.demo, options.dataDir, tokens);
     }
     const signal = await signals.next;
     console.error(`aios up: ${signal} received, stopping every service and workload`);

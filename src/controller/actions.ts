@@ -17,7 +17,7 @@ import {
 } from "./blocks.ts";
 import type { ControllerContext } from "./context.ts";
 import { dryRun } from "./placement.ts";
-import { runPreCheck } from "./prechecks.ts";
+import { type Caller, runPreCheck } from "./prechecks.ts";
 
 const BlockId = z.string().min(1);
 
@@ -147,8 +147,15 @@ export const ACTIONS: Record<string, ActionDef> = {
 
 const Body = z.object({ action: z.string().min(1), data: z.unknown().optional() });
 
-/** Runs one `/executeAction` request: the action's pre-check, then the action. */
-export const executeAction = async (ctx: ControllerContext, body: unknown): Promise<unknown> => {
+/**
+ * Runs one `/executeAction` request: the action's pre-check (which sees `caller`; none: the controller
+ * acting on its own), then the action.
+ */
+export const executeAction = async (
+  ctx: ControllerContext,
+  body: unknown,
+  caller?: Caller,
+): Promise<unknown> => {
   const { action, data } = parseWith(Body, body);
   const def = Object.hasOwn(ACTIONS, action) ? ACTIONS[action] : undefined;
   if (!def) {
@@ -160,6 +167,6 @@ export const executeAction = async (ctx: ControllerContext, body: unknown): Prom
       },
     );
   }
-  const input = def.hook ? await runPreCheck(ctx, def.hook, data ?? {}) : (data ?? {});
+  const input = def.hook ? await runPreCheck(ctx, def.hook, data ?? {}, caller) : (data ?? {});
   return def.run(ctx, input);
 };

@@ -9,9 +9,15 @@
  * - `POST /events`, `GET /events` (events.ts)
  * - `/block/{id}/...`: the cluster's public gateway to a block's services (gateway.ts)
  * - `GET /openapi.json`: the OpenAPI 3.1 document of these routes (openapi.ts)
+ * - `GET /auth/whoami`: the caller; workloads (block services, instances) check tokens here
+ *
+ * Every route is guarded (src/auth/routes.ts, service "controller"); the pre-checks see the caller.
+ * `/block/{id}/...` needs any valid token here and forwards it: the block's services check its level.
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { z } from "zod";
+import { Guard } from "../auth/guard.ts";
+import { guardRoutes, whoami } from "../auth/hono.ts";
 import { onError, onNotFound, readJson, readJsonWith } from "../http/errors.ts";
 import type { RegistryClient } from "../registry/client.ts";
 import { executeAction } from "./actions.ts";
@@ -23,6 +29,7 @@ import { proxyToBlock } from "./gateway.ts";
 import { blockLogs } from "./logs.ts";
 import { executeMgmt } from "./mgmt.ts";
 import { controllerOpenApi } from "./openapi.ts";
+import { type Caller, callerOf } from "./prechecks.ts";
 import type { InfraScanner } from "./scanner.ts";
 import type { StabilityChecker } from "./stability.ts";
 import { vdagAction } from "./vdag.ts";
@@ -33,7 +40,12 @@ export interface ControllerServices {
   scanner: InfraScanner;
   stability: StabilityChecker;
   events: EventsProcessor;
+  /** Who may call; default Guard.open() (everything, no tokens: embedding and tests). */
+  guard?: Guard;
 }
+
+/** The caller of a request, as pre-check policies see it. */
+const caller = (c: Context): Caller => callerOf(c.get("principal"));
 
 export const QueryBody = z.object({
   query: z.record(z.string(), z.unknown()).default({}),
@@ -47,29 +59,34 @@ export const createControllerApp = ({
   scanner,
   stability,
   events,
+  guard = Guard.open(),
 }: ControllerServices): Hono => {
   const app = new Hono({ strict: false });
   app.onError(onError);
   app.notFound(onNotFound);
+  app.use(guardRoutes(guard, "controller"));
   const blocks = ctx.store.collection("blocks");
 
   app.get("/health", (c) => c.json({ status: "ok", cluster_id: ctx.clusterId }));
   app.get("/openapi.json", (c) => c.json(controllerOpenApi()));
+  app.get("/auth/whoami", whoami);
 
   app.post("/executeAction", async (c) =>
-    c.json((await executeAction(ctx, await readJson(c.req.raw))) ?? {}),
+    c.json((await executeAction(ctx, await readJson(c.req.raw), caller(c))) ?? {}),
   );
-  app.post("/vdag-controller", async (c) => c.json(await vdagAction(ctx, await readJson(c.req.raw))));
+  app.post("/vdag-controller", async (c) =>
+    c.json(await vdagAction(ctx, await readJson(c.req.raw), caller(c))),
+  );
 
   app.post("/cluster-actions/add-node", async (c) =>
-    c.json(await addNode(ctx, registry, await readJson(c.req.raw))),
+    c.json(await addNode(ctx, registry, await readJson(c.req.raw), caller(c))),
   );
   app.delete("/cluster-actions/remove-node/:id", async (c) =>
-    c.json(await removeNode(ctx, registry, c.req.param("id"))),
+    c.json(await removeNode(ctx, registry, c.req.param("id"), caller(c))),
   );
   app.get("/cluster-actions/get-cluster", async (c) => c.json(await ctx.cluster()));
   app.patch("/cluster-actions/update-cluster", async (c) =>
-    c.json(await updateCluster(ctx, registry, await readJson(c.req.raw))),
+    c.json(await updateCluster(ctx, registry, await readJson(c.req.raw), caller(c))),
   );
 
   app.get("/blocks", async (c) => c.json(await findBlocks(ctx)));
@@ -98,7 +115,7 @@ export const createControllerApp = ({
 
   app.get("/check_stability", async (c) => c.json(await stability.check()));
   app.post("/mgmt", async (c) =>
-    c.json((await executeMgmt(ctx, await readJson(c.req.raw), stability)) ?? {}),
+    c.json((await executeMgmt(ctx, await readJson(c.req.raw), stability, caller(c))) ?? {}),
   );
 
   app.post("/events", async (c) => c.json(await acceptEvent(ctx, await readJson(c.req.raw)), 202));

@@ -10,6 +10,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
+import { authHeaders } from "../auth/credential.ts";
 import { BlockClient } from "../block/client.ts";
 import { ApiError, badRequest, notFound, parseWith } from "../http/errors.ts";
 import type { InstanceStatus, WorkloadTemplate } from "../runtime/types.ts";
@@ -240,6 +241,19 @@ export const resumeBlocks = async (ctx: ControllerContext): Promise<ResumedBlock
   return resumed;
 };
 
+/**
+ * A running block's services exited on their own (a crash): starts them again with the block's
+ * instances as they are now and records their new addresses. Null when there is nothing to do (no
+ * such block here, not running, or its services run).
+ */
+export const restartServices = async (ctx: ControllerContext, blockId: string): Promise<BlockDoc | null> => {
+  const block = (await blocks(ctx).get(blockId)) as BlockDoc | null;
+  if (block?.cluster_id !== ctx.clusterId || block.status !== "running") return null;
+  if ((await ctx.runtime.getBlockServices(blockId))?.state === "running") return null;
+  const { urls } = await startServices(ctx, block, block.instances ?? []);
+  return (await blocks(ctx).update(blockId, { $set: { services: { urls } } })) as BlockDoc;
+};
+
 /** Starts one instance (a replacement) where the resource allocator says. */
 const startInstance = async (
   ctx: ControllerContext,
@@ -409,7 +423,7 @@ export const updateParameters = async (
   for (const i of block.instances) {
     const res = await fetch(`${i.url}/mgmt`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...authHeaders() },
       body: JSON.stringify({ mgmt_action: "parameter_update", mgmt_data: parameters }),
       signal: AbortSignal.timeout(10_000),
     }).catch((err: unknown) => err as Error);

@@ -38,17 +38,27 @@ export class ControllerClient {
     };
   }
 
-  /** `POST /executeAction`; resolves with the controller's answer, rejects with ServiceClientError. */
-  executeAction<T = unknown>(action: string, data: unknown, signal?: AbortSignal): Promise<T> {
-    return postJson<T>(this.#target, "/executeAction", { action, data }, signal ? { signal } : {});
+  /**
+   * `POST /executeAction`; resolves with the controller's answer, rejects with ServiceClientError.
+   * `headers`: e.g. the user a service acts for (onBehalfOfHeader, src/auth/guard.ts).
+   */
+  executeAction<T = unknown>(
+    action: string,
+    data: unknown,
+    init: { signal?: AbortSignal; headers?: Record<string, string> } = {},
+  ): Promise<T> {
+    return postJson<T>(this.#target, "/executeAction", { action, data }, init);
   }
 
-  scale(request: ScaleRequest, signal?: AbortSignal): Promise<unknown> {
-    return this.executeAction("scale", request, signal);
+  scale(
+    request: ScaleRequest,
+    init: { signal?: AbortSignal; headers?: Record<string, string> } = {},
+  ): Promise<unknown> {
+    return this.executeAction("scale", request, init);
   }
 
   removeInstance(request: RemoveInstanceRequest, signal?: AbortSignal): Promise<unknown> {
-    return this.executeAction("remove_instance", request, signal);
+    return this.executeAction("remove_instance", request, signal ? { signal } : {});
   }
 
   async getBlock(blockId: string, signal?: AbortSignal): Promise<Record<string, unknown>> {

@@ -11,7 +11,7 @@ import { NodeSchema, UpdateSchema } from "../registry/schemas.ts";
 import { findBlocks, removeInstance } from "./blocks.ts";
 import type { ControllerContext } from "./context.ts";
 import { declaredNodeIds } from "./placement.ts";
-import { runPreCheck } from "./prechecks.ts";
+import { type Caller, runPreCheck } from "./prechecks.ts";
 
 export const NewNode = NodeSchema.extend({ id: z.string().min(1) });
 
@@ -24,8 +24,13 @@ const nodeLifecycle = async (step: () => Promise<unknown> | undefined, what: str
   }
 };
 
-export const addNode = async (ctx: ControllerContext, registry: RegistryClient, body: unknown) => {
-  const node = parseWith(NewNode, await runPreCheck(ctx, "add_node", body ?? {}), ["node"]);
+export const addNode = async (
+  ctx: ControllerContext,
+  registry: RegistryClient,
+  body: unknown,
+  caller?: Caller,
+) => {
+  const node = parseWith(NewNode, await runPreCheck(ctx, "add_node", body ?? {}, caller), ["node"]);
   if (declaredNodeIds(await ctx.cluster()).includes(node.id)) {
     throw new ApiError(409, "node_exists", `cluster ${ctx.clusterId} already has node '${node.id}'`);
   }
@@ -50,10 +55,15 @@ export const evacuateNode = async (ctx: ControllerContext, nodeId: string): Prom
   return moved;
 };
 
-export const removeNode = async (ctx: ControllerContext, registry: RegistryClient, rawId: string) => {
+export const removeNode = async (
+  ctx: ControllerContext,
+  registry: RegistryClient,
+  rawId: string,
+  caller?: Caller,
+) => {
   const { node_id: nodeId } = parseWith(
     z.object({ node_id: z.string().min(1) }),
-    await runPreCheck(ctx, "remove_node", { node_id: rawId }),
+    await runPreCheck(ctx, "remove_node", { node_id: rawId }, caller),
     ["node"],
   );
   if (!declaredNodeIds(await ctx.cluster()).includes(nodeId)) {
@@ -71,7 +81,14 @@ export const removeNode = async (ctx: ControllerContext, registry: RegistryClien
   return { removed: nodeId, moved_instances: moved, cluster };
 };
 
-export const updateCluster = async (ctx: ControllerContext, registry: RegistryClient, body: unknown) => {
-  const update = parseWith(UpdateSchema, await runPreCheck(ctx, "update_cluster", body ?? {}), ["update"]);
+export const updateCluster = async (
+  ctx: ControllerContext,
+  registry: RegistryClient,
+  body: unknown,
+  caller?: Caller,
+) => {
+  const update = parseWith(UpdateSchema, await runPreCheck(ctx, "update_cluster", body ?? {}, caller), [
+    "update",
+  ]);
   return registry.updateCluster(ctx.clusterId, update);
 };

@@ -6,6 +6,10 @@
  * Requests are forwarded with fetch, so `/rpc` carries the Connect and gRPC-web protocols (JSON or
  * binary, over HTTP/1.1 as browsers send them); plain gRPC, which needs HTTP/2 trailers end to end, is
  * relayed stream to stream by `grpcProxy`.
+ *
+ * The caller's own `Authorization` is forwarded, not the controller's credential: the block's services
+ * check its level themselves (at this controller's `/auth/whoami`), so the gateway lends nobody the
+ * controller's rights (an `infer:<block>` token stays one).
  */
 import {
   type ClientHttp2Session,
@@ -36,9 +40,9 @@ export const proxyToBlock = async (
   req: Request,
 ): Promise<Response> => {
   const url = new URL(req.url);
-  const rest = url.pathname.slice(`/block/${blockId}/`.length);
-  const [service = "", ...tail] = rest.split("/");
-  const route = ROUTES[service];
+  // The raw path after `/block/<id>/` (the id may be percent-encoded there; blockId is decoded).
+  const [service = "", ...tail] = url.pathname.split("/").slice(3);
+  const route = Object.hasOwn(ROUTES, service) ? ROUTES[service] : undefined;
   if (!route) {
     throw notFound(`/block/${blockId}/${service}: not one of ${Object.keys(ROUTES).join(", ")}`);
   }

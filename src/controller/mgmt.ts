@@ -5,11 +5,12 @@
  * `cluster_mgmt` pre-check.
  */
 import { z } from "zod";
+import { authHeaders } from "../auth/credential.ts";
 import { MGMT_SERVICES } from "../block/client.ts";
 import { badRequest, parseWith } from "../http/errors.ts";
 import { blockClient, getBlock } from "./blocks.ts";
 import type { ControllerContext } from "./context.ts";
-import { runPreCheck } from "./prechecks.ts";
+import { type Caller, runPreCheck } from "./prechecks.ts";
 
 export const MgmtCommand = z.object({
   block_id: z.string().min(1).optional(),
@@ -24,6 +25,7 @@ export const executeMgmt = async (
   ctx: ControllerContext,
   body: unknown,
   stability: { management(action: string, data: unknown): Promise<unknown> },
+  caller?: Caller,
 ): Promise<unknown> => {
   const command = parseWith(MgmtCommand, body);
   if (command.block_id === undefined) {
@@ -33,10 +35,10 @@ export const executeMgmt = async (
         "block_id: required unless service is stability_checker (the cluster's stability checker)",
       );
     }
-    const checked = parseWith(MgmtCommand, await runPreCheck(ctx, "cluster_mgmt", command));
+    const checked = parseWith(MgmtCommand, await runPreCheck(ctx, "cluster_mgmt", command, caller));
     return stability.management(checked.mgmt_action, checked.mgmt_data ?? {});
   }
-  const checked = parseWith(MgmtCommand, await runPreCheck(ctx, "block_mgmt", command));
+  const checked = parseWith(MgmtCommand, await runPreCheck(ctx, "block_mgmt", command, caller));
   const block = await getBlock(ctx, checked.block_id ?? command.block_id);
   const data = checked.mgmt_data ?? {};
   if (checked.service === "instances") {
@@ -46,7 +48,7 @@ export const executeMgmt = async (
         try {
           const res = await fetch(`${i.url}/mgmt`, {
             method: "POST",
-            headers: { "content-type": "application/json" },
+            headers: { "content-type": "application/json", ...authHeaders() },
             body: JSON.stringify({ mgmt_action: checked.mgmt_action, mgmt_data: data }),
             signal: AbortSignal.timeout(10_000),
           });

@@ -24,6 +24,7 @@ import {
   type RouteSpec,
 } from "../http/openapi.ts";
 import { BlockEventSchema } from "../queue/index.ts";
+import { whoamiRoute } from "../registry/openapi.ts";
 import { ClusterSchema, UpdateSchema } from "../registry/schemas.ts";
 import {
   BlockRef,
@@ -209,7 +210,7 @@ const EventFailureSchema = z.looseObject({
 /** `HealingRecord` (scanner.ts). */
 const HealingRecordSchema = z.object({
   at: z.string(),
-  kind: z.enum(["instance_replaced", "node_evacuated", "healing_failed"]),
+  kind: z.enum(["instance_replaced", "node_evacuated", "services_restarted", "healing_failed"]),
   block_id: z.string().optional(),
   instance_id: z.string().optional(),
   node_id: z.string().optional(),
@@ -253,6 +254,7 @@ export const controllerRouteTable = (): RouteSpec[] => {
       },
     },
     openApiJsonRoute(["health"]),
+    whoamiRoute(),
     {
       method: "POST",
       path: "/executeAction",
@@ -499,6 +501,7 @@ export const controllerOpenApi: () => OpenApiDocument = lazyDocument(() =>
       { name: "management", description: "the management command executor" },
       { name: "events", description: "block events" },
       { name: "block gateway", description: "the public gateway to a block's services" },
+      { name: "auth", description: "the caller; where workloads check the tokens they are given" },
       { name: "health" },
     ],
     components: {

@@ -10,10 +10,16 @@
  * `config` sits next to its other policy settings, is changed with `update_cluster` like them, and is
  * read fresh for each action (the PolicySet re-creates an instance only when its rule changes).
  * A hook without an entry (or with `null`) runs its action unchecked.
+ *
+ * The policy sees who asks: `context.caller` `{"id", "name", "scopes", "anonymous"?, "via"?}` is the
+ * token's identity (the user a service acted for, when a trusted service forwarded the call; `via`
+ * then names the service), or CONTROLLER_CALLER when the controller acts on its own (an event
+ * policy's action). So governance can depend on who asks, not only on what is asked.
  */
 import { z } from "zod";
+import { effectiveCaller, type Principal } from "../auth/scopes.ts";
 import { ApiError, errorMessage, formatPath } from "../http/errors.ts";
-import { PRE_CHECK_HOOKS, type PreCheckHook } from "../policy/kinds/pre-check.ts";
+import { PRE_CHECK_HOOKS, type PreCheckCaller, type PreCheckHook } from "../policy/kinds/pre-check.ts";
 import type { PolicyRef } from "../policy/set.ts";
 import type { ControllerContext } from "./context.ts";
 
@@ -65,6 +71,29 @@ export const preCheckRuleId = (hook: PreCheckHook): string => `precheck:${hook}`
 export const preCheckPolicyOf = (cluster: unknown, hook: PreCheckHook): PolicyRef | null =>
   policyRefAt(cluster, ["config", "preCheckPolicies", hook]);
 
+/** Who asks for an action, as a pre-check policy sees it (`context.caller`; the contract in pre-check.ts). */
+export type Caller = PreCheckCaller;
+
+/** The controller acting on its own (an event handler's action), not for a caller. */
+export const CONTROLLER_CALLER: Caller = Object.freeze({
+  id: "controller",
+  name: "controller",
+  scopes: ["internal"],
+}) as Caller;
+
+/** The caller of a request from the guard's principal (CONTROLLER_CALLER when there is none). */
+export const callerOf = (principal: Principal | undefined): Caller => {
+  if (!principal) return CONTROLLER_CALLER;
+  const who = effectiveCaller(principal);
+  return {
+    id: who.id,
+    name: who.name,
+    scopes: [...who.scopes],
+    ...(principal.anonymous ? { anonymous: true as const } : {}),
+    ...(principal.onBehalfOf ? { via: { id: principal.id, name: principal.name } } : {}),
+  };
+};
+
 /** A refusal by governance: the request was understood and well-formed, the cluster's rules forbid it. */
 const FORBIDDEN = 403;
 
@@ -80,8 +109,8 @@ const reasonText = (reason: unknown): string => {
  * Runs the pre-check of `hook` on an action's input; resolves to the input to execute (the policy's
  * `input_data`, possibly rewritten; `inputData` itself when the hook has no policy).
  *
- * - refused (`allowed: false`): ApiError 403 `precheck_refused`, details `{hook, policy, reason}` with
- *   the policy's `input_data` as the reason;
+ * - refused (`allowed: false`): ApiError 403 `precheck_refused`, details `{hook, policy, reason, caller}`
+ *   with the policy's `input_data` as the reason and the caller's `{id, name}`;
  * - the check could not be made (the cluster document, the policy or its configuration unavailable or
  *   broken: unreachable registry, trap, fuel exhausted, malformed output, wrong kind): ApiError 503
  *   `precheck_unavailable`, details `{hook, policy, error}`. This fails closed: a pre-check is a
@@ -89,12 +118,16 @@ const reasonText = (reason: unknown): string => {
  *   policy silently disable the rules. 503 rather than 4xx since the caller's request was not at fault
  *   and may succeed unchanged once the operator fixes the policy or the registry is back.
  *
+ * The policy's `context` is `{hook, cluster_id, caller}` (with the runtime's rule_id, policy_uri, kind,
+ * now_ms); `caller` defaults to CONTROLLER_CALLER.
+ *
  * An unknown hook name is a bug of the caller: a TypeError.
  */
 export const runPreCheck = async (
   ctx: ControllerContext,
   hook: string,
   inputData: unknown,
+  caller: Caller = CONTROLLER_CALLER,
 ): Promise<unknown> => {
   if (!isPreCheckHook(hook)) {
     throw new TypeError(`unknown pre-check hook '${hook}' (one of ${PRE_CHECK_HOOKS.join(", ")})`);
@@ -106,7 +139,7 @@ export const runPreCheck = async (
     if (ref === null) return inputData;
     const instance = await ctx.policies.get(preCheckRuleId(hook), ref, "preCheck");
     output = await instance.eval<{ allowed: boolean; input_data: unknown }>(inputData, {
-      context: { hook, cluster_id: ctx.clusterId },
+      context: { hook, cluster_id: ctx.clusterId, caller },
     });
   } catch (err) {
     const policy = ref?.policyRuleURI ?? null;
@@ -122,7 +155,12 @@ export const runPreCheck = async (
       FORBIDDEN,
       "precheck_refused",
       `${hook} refused by pre-check policy ${ref.policyRuleURI}: ${reasonText(output.input_data)}`,
-      { hook, policy: ref.policyRuleURI, reason: output.input_data },
+      {
+        hook,
+        policy: ref.policyRuleURI,
+        reason: output.input_data,
+        caller: { id: caller.id, name: caller.name },
+      },
     );
   }
   return output.input_data;

@@ -8,11 +8,14 @@
  *   unhealthy has its instances reassigned to healthy nodes with fresh placements.
  * - Instances: an instance whose process exits (the runtime's `instance_exited`) is replaced at once
  *   by a fresh one, unless the controller stopped it on purpose (it is gone from its block by then).
+ * - Block services: when a running block's services exit on their own (`services_exited`, the process
+ *   runtime's; Kubernetes restarts a Deployment's pod itself), they are started again with the block's
+ *   instances, on new ports recorded in the block.
  */
 
 import { errorMessage } from "../http/errors.ts";
 import type { NodeStatus, RuntimeEvent } from "../runtime/types.ts";
-import { removeInstance } from "./blocks.ts";
+import { removeInstance, restartServices } from "./blocks.ts";
 import { evacuateNode } from "./cluster.ts";
 import type { ControllerContext } from "./context.ts";
 import { declaredNodeIds } from "./placement.ts";
@@ -32,7 +35,7 @@ export interface NodeState {
 
 export interface HealingRecord {
   at: string;
-  kind: "instance_replaced" | "node_evacuated" | "healing_failed";
+  kind: "instance_replaced" | "node_evacuated" | "services_restarted" | "healing_failed";
   block_id?: string;
   instance_id?: string;
   node_id?: string;
@@ -179,8 +182,9 @@ export class InfraScanner {
     if (this.#log.length > 100) this.#log.shift();
   }
 
-  /** Replaces an instance that exited on its own. */
+  /** Replaces an instance that exited on its own; starts again block services that did. */
   async #onEvent(event: RuntimeEvent): Promise<void> {
+    if (event.type === "services_exited") return this.#onServicesExit(event.blockId, event.exitCode);
     if (event.type !== "instance_exited") return;
     const key = `${event.blockId}/${event.instanceId}`;
     if (this.#healing.has(key)) return;
@@ -206,6 +210,28 @@ export class InfraScanner {
         instance_id: event.instanceId,
         detail: errorMessage(err),
       });
+    } finally {
+      this.#healing.delete(key);
+    }
+  }
+
+  async #onServicesExit(blockId: string, exitCode: number | null): Promise<void> {
+    const key = `${blockId}/services`;
+    if (this.#healing.has(key)) return;
+    this.#healing.add(key);
+    try {
+      // As for instances: a stop on purpose (remove_block) has marked the block by then.
+      await Bun.sleep(EXIT_SETTLE_MS);
+      const block = await restartServices(this.#ctx, blockId);
+      if (block) {
+        this.#record({
+          kind: "services_restarted",
+          block_id: blockId,
+          detail: { exit_code: exitCode, urls: block.services.urls },
+        });
+      }
+    } catch (err) {
+      this.#record({ kind: "healing_failed", block_id: blockId, detail: errorMessage(err) });
     } finally {
       this.#healing.delete(key);
     }

@@ -6,6 +6,12 @@
  */
 import { hostname, loadavg } from "node:os";
 import { join } from "node:path";
+import { AuditLog } from "../auth/audit.ts";
+import { type Authenticator, remoteAuthenticator, storeAuthenticator } from "../auth/authenticator.ts";
+import { serviceToken } from "../auth/credential.ts";
+import { Guard } from "../auth/guard.ts";
+import type { Principal } from "../auth/scopes.ts";
+import { TokenStore } from "../auth/tokens.ts";
 import { ServiceClientError } from "../http/client.ts";
 import { listenDualProtocol, type StreamHook } from "../http/dual-protocol.ts";
 import { displayHost, type Listener } from "../http/listen.ts";
@@ -50,7 +56,43 @@ export interface ControllerOptions {
   advertiseUrl?: string;
   /** Overrides the registry as the source of compiled policies (tests). */
   resolvePolicy?: PolicyResolver;
+  /**
+   * Who may call (src/auth/routes.ts, service "controller"); default Guard.open(): everything, no
+   * tokens (embedding and tests). `aios controller` passes controllerGuard(...).
+   */
+  guard?: Guard;
+  /**
+   * The credential workloads get (AIOS_TOKEN: instances, block services, vDAG replicas), with which
+   * they call this controller and the registry. Default: this process's credential (serviceToken(),
+   * which the controller's own calls present too).
+   */
+  token?: string;
+  /** Workloads let calls without a token in (AIOS_ANONYMOUS=1); default: whether the guard does. */
+  anonymous?: boolean;
 }
+
+/**
+ * The guard of `aios controller`: tokens are looked up in the controller's store, and those it does not
+ * hold at the registry (`GET /auth/whoami`), where `aios token create` puts them when the controller
+ * keeps its own database; calls are audited in the controller's store.
+ */
+export const controllerGuard = (
+  store: Store,
+  registryUrl: string,
+  settings: { anonymous?: boolean } = {},
+): Guard => {
+  // Each is cached (authenticator.ts): a revoked token stops working within CACHE_MS either way.
+  const local = storeAuthenticator(new TokenStore(store));
+  const registry = remoteAuthenticator(registryUrl);
+  const authenticator: Authenticator = {
+    async authenticate(token): Promise<Principal | null> {
+      const principal = (await local.authenticate(token)) ?? (await registry.authenticate(token));
+      // A registry that lets anyone in vouches for no token.
+      return principal?.anonymous ? null : principal;
+    },
+  };
+  return new Guard({ authenticator, anonymous: settings.anonymous === true, audit: new AuditLog(store) });
+};
 
 export interface RunningController {
   ctx: ControllerContext;
@@ -96,6 +138,12 @@ const registerCluster = async (registry: RegistryClient, clusterId: string, url:
 export const startController = async (options: ControllerOptions): Promise<RunningController> => {
   const ownStore = !isOpenStore(options.store);
   const host = options.host ?? "127.0.0.1";
+  const guard = options.guard ?? Guard.open();
+  const workloadToken = options.token ?? serviceToken();
+  const workloadAuth = {
+    ...(workloadToken ? { token: workloadToken } : {}),
+    anonymous: options.anonymous ?? guard.anonymous,
+  };
   let handler: (req: Request) => Response | Promise<Response> = () =>
     Response.json(
       { error: { code: "starting", message: "the controller is starting", details: null } },
@@ -132,6 +180,7 @@ export const startController = async (options: ControllerOptions): Promise<Runni
       runDir,
       controllerUrl: advertised,
       scope: options.clusterId,
+      workloadAuth,
     });
     const policies = new PolicySet(options.resolvePolicy ?? ((uri) => registry.compiledPolicy(uri)));
     let scanner: InfraScanner | null = null;
@@ -182,7 +231,7 @@ export const startController = async (options: ControllerOptions): Promise<Runni
     });
     const events = new EventsProcessor(ctx);
     const adopted = await runtime.adopt();
-    handler = createControllerApp({ ctx, registry, scanner, stability, events }).fetch;
+    handler = createControllerApp({ ctx, registry, scanner, stability, events, guard }).fetch;
     hook = grpcProxy(ctx);
     // Serving already: restarted block services register with the controller as they come up.
     const resumed = await resumeBlocks(ctx);

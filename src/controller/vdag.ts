@@ -11,7 +11,7 @@ import { z } from "zod";
 import { ApiError, badRequest, notFound, parseWith } from "../http/errors.ts";
 import { ScopedCollection } from "../store/scoped.ts";
 import type { ControllerContext } from "./context.ts";
-import { runPreCheck } from "./prechecks.ts";
+import { type Caller, runPreCheck } from "./prechecks.ts";
 
 const Id = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/, "1 to 63 letters, digits, '.', '_' or '-'");
 
@@ -48,7 +48,11 @@ export const VDAG_ACTIONS = [
   "list_controllers",
 ];
 
-export const vdagAction = async (ctx: ControllerContext, body: unknown): Promise<unknown> => {
+export const vdagAction = async (
+  ctx: ControllerContext,
+  body: unknown,
+  caller?: Caller,
+): Promise<unknown> => {
   const { action, payload } = parseWith(Body, body);
   // vDAG controller ids are a cluster's own: scoped, so controllers sharing a database never collide.
   const docs = new ScopedCollection(ctx.store.collection("vdag_controllers"), ctx.clusterId);
@@ -56,7 +60,7 @@ export const vdagAction = async (ctx: ControllerContext, body: unknown): Promise
     case "create_controller": {
       const spec = parseWith(
         CreateVdagController,
-        await runPreCheck(ctx, "add_vdag_controller", payload ?? {}),
+        await runPreCheck(ctx, "add_vdag_controller", payload ?? {}, caller),
         ["payload"],
       );
       const runtime = spec.config.runtime;
@@ -112,7 +116,7 @@ export const vdagAction = async (ctx: ControllerContext, body: unknown): Promise
     case "remove_controller": {
       const req = parseWith(
         VdagControllerRef,
-        await runPreCheck(ctx, "remove_vdag_controller", payload ?? {}),
+        await runPreCheck(ctx, "remove_vdag_controller", payload ?? {}, caller),
         ["payload"],
       );
       if (!(await docs.get(req.vdag_controller_id)))

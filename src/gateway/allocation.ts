@@ -12,6 +12,7 @@
  * Each step is reported to `record`, so the block's creation record says where it is and why it failed.
  */
 import { ControllerClient } from "../controller/client.ts";
+import { ServiceClientError } from "../http/client.ts";
 import { ApiError, errorMessage } from "../http/errors.ts";
 import type { PolicyRule } from "../policy/rules.ts";
 import type { PolicySet } from "../policy/set.ts";
@@ -35,6 +36,8 @@ export interface AllocationDeps {
   /** Dry runs at once: all (default) or one at a time (the original system; the bench compares). */
   sequentialDryRuns?: boolean;
   record(step: Step): Promise<void>;
+  /** Headers naming the user the creation is for (onBehalfOfHeader), sent with each controller call. */
+  actingFor?: Record<string, string>;
 }
 
 export interface ScoredCluster {
@@ -85,7 +88,7 @@ const dryRun = async (deps: AllocationDeps, block: BlockIR, cluster: Cluster): P
     const out = await controller.executeAction<{ selection_score_data?: ScoredCluster["score_data"] }>(
       "dry_run",
       { block },
-      signal,
+      { signal, headers: deps.actingFor ?? {} },
     );
     const score = out.selection_score_data;
     if (!score || typeof score.score !== "number")
@@ -96,6 +99,14 @@ const dryRun = async (deps: AllocationDeps, block: BlockIR, cluster: Cluster): P
     throw err;
   }
 };
+
+/**
+ * Whether a controller refused the block itself (a 4xx: a policy it cannot load, a runtime it cannot
+ * run, an id it has): the block is what to change, unlike a controller that is unreachable, fails or
+ * times out, after which the same request may succeed.
+ */
+const isRefusal = (err: unknown): boolean =>
+  err instanceof ServiceClientError && err.status >= 400 && err.status < 500;
 
 export const allocateBlock = async (deps: AllocationDeps, block: BlockIR): Promise<Allocation> => {
   const rule = block.policies.clusterAllocator;
@@ -134,12 +145,12 @@ export const allocateBlock = async (deps: AllocationDeps, block: BlockIR): Promi
     );
   }
 
-  const results: { cluster: Cluster; scored?: ScoredCluster; error?: string }[] = [];
+  const results: { cluster: Cluster; scored?: ScoredCluster; error?: string; refused?: boolean }[] = [];
   const run = async (cluster: Cluster) => {
     try {
       results.push({ cluster, scored: await dryRun(deps, block, cluster) });
     } catch (err) {
-      results.push({ cluster, error: errorMessage(err) });
+      results.push({ cluster, error: errorMessage(err), refused: isRefusal(err) });
     }
   };
   if (deps.sequentialDryRuns) for (const c of candidates) await run(c);
@@ -153,6 +164,16 @@ export const allocateBlock = async (deps: AllocationDeps, block: BlockIR): Promi
     ),
   });
   if (scored.length === 0) {
+    // A cluster that answered and refused the block says what is wrong with it: a 422, not a 503.
+    const refused = results.find((r) => r.refused);
+    if (refused) {
+      throw new ApiError(
+        422,
+        "dry_run_refused",
+        `every candidate cluster refused or failed the dry run of block ${block.id} (${refused.cluster.id}: ${refused.error})`,
+        { errors: Object.fromEntries(results.map((r) => [r.cluster.id, r.error])) },
+      );
+    }
     throw new ApiError(
       503,
       "dry_run_failed",
@@ -179,19 +200,31 @@ export const allocateBlock = async (deps: AllocationDeps, block: BlockIR): Promi
 
   const order = [chosen, ...byScore.filter((s) => s !== chosen && s.score_data.score > 0)];
   const failures: Record<string, string> = {};
+  let refusedBy: string | null = null;
   for (const target of order) {
     try {
-      const created = await controllerOf(target.cluster)!.executeAction("create_block", block);
+      const created = await controllerOf(target.cluster)!.executeAction("create_block", block, {
+        headers: deps.actingFor ?? {},
+      });
       await deps.record({ step: "allocation", ok: true, detail: { cluster_id: target.cluster_id } });
       return { cluster_id: target.cluster_id, block: created, score: target.score_data.score };
     } catch (err) {
       failures[target.cluster_id] = errorMessage(err);
+      if (refusedBy === null && isRefusal(err)) refusedBy = target.cluster_id;
       await deps.record({
         step: "allocation",
         ok: false,
         detail: { cluster_id: target.cluster_id, error: errorMessage(err) },
       });
     }
+  }
+  if (refusedBy !== null) {
+    throw new ApiError(
+      422,
+      "allocation_refused",
+      `every candidate cluster refused or failed to create block ${block.id} (${refusedBy}: ${failures[refusedBy]})`,
+      { failures },
+    );
   }
   throw new ApiError(503, "allocation_failed", `no candidate cluster could allocate block ${block.id}`, {
     failures,

@@ -64,17 +64,80 @@ export interface LogsQuery {
   tail?: number;
 }
 
+export interface GatewayClientOptions {
+  /** The bearer token to present; default: this process's credential (src/auth/credential.ts). */
+  token?: string;
+  /** Added to the message of a 401: how the user supplies a token. */
+  unauthenticatedHint?: string;
+}
+
+/** A token as `GET /api/tokens` lists it (never its secret). */
+export const TokenInfoSchema = z.looseObject({
+  id: z.string(),
+  name: z.string(),
+  scopes: z.array(z.string()),
+  created_at: z.string(),
+  created_by: z.string(),
+  expires_at: z.string().nullable().optional(),
+  revoked_at: z.string().nullable().optional(),
+});
+export type TokenInfo = z.infer<typeof TokenInfoSchema>;
+
+/** `POST /api/tokens`: the token, once, with its record. */
+export const CreatedTokenSchema = TokenInfoSchema.extend({ token: z.string() });
+export type CreatedToken = z.infer<typeof CreatedTokenSchema>;
+
+/** One entry of `GET /api/audit`. */
+export const AuditEntrySchema = z.looseObject({
+  id: z.string(),
+  at: z.string(),
+  actor: z.object({ id: z.string(), name: z.string() }),
+  on_behalf_of: z.object({ id: z.string(), name: z.string() }).nullable().optional(),
+  service: z.string(),
+  method: z.string(),
+  path: z.string(),
+  target: z.string().nullable().optional(),
+  status: z.number(),
+  outcome: z.string(),
+});
+export type AuditEntry = z.infer<typeof AuditEntrySchema>;
+
+/** The filters of `GET /api/audit` (src/auth/audit.ts AuditQuerySchema). */
+export interface AuditFilter {
+  actor?: string;
+  service?: string;
+  method?: string;
+  outcome?: string;
+  target?: string;
+  since?: string;
+  until?: string;
+  limit?: number;
+}
+
+export const WhoamiSchema = z.object({
+  principal: z.looseObject({ id: z.string(), name: z.string(), scopes: z.array(z.string()) }),
+});
+export type Whoami = z.infer<typeof WhoamiSchema>;
+
 export class GatewayClient {
   readonly baseUrl: string;
   readonly #target: ServiceTarget;
 
-  constructor(baseUrl: string = DEFAULT_GATEWAY_URL) {
+  constructor(baseUrl: string = DEFAULT_GATEWAY_URL, options: GatewayClientOptions = {}) {
     this.baseUrl = trimBaseUrl(baseUrl);
+    const hint = options.unauthenticatedHint;
     this.#target = {
       baseUrl: this.baseUrl,
       service: "the gateway",
       hint: "is `aios up` running? start it with `npm start`, or pass --gateway URL",
-      error: (...args) => new GatewayClientError(...args),
+      error: (status, code, message, details) =>
+        new GatewayClientError(
+          status,
+          code,
+          status === 401 && hint ? `${message}\n${hint}` : message,
+          details,
+        ),
+      ...(options.token !== undefined ? { token: options.token } : {}),
     };
   }
 
@@ -130,6 +193,40 @@ export class GatewayClient {
     const path = `/api/blocks/${encodeURIComponent(id)}`;
     const res = await fetchService(this.#target, path, { method: "DELETE" });
     return this.#parse(path, CreationRecordSchema, await res.json());
+  }
+
+  /** `GET /api/whoami`: the token this client presents, as the gateway sees it. */
+  whoami(): Promise<Whoami> {
+    return this.#get("/api/whoami", WhoamiSchema);
+  }
+
+  /** `GET /api/tokens` (admin): every token, never a secret. */
+  listTokens(): Promise<TokenInfo[]> {
+    return this.#get("/api/tokens", z.array(TokenInfoSchema));
+  }
+
+  /** `POST /api/tokens` (admin): the new token, in this answer only. */
+  async createToken(request: { name: string; scopes: string[]; expires_in?: number }): Promise<CreatedToken> {
+    return this.#parse(
+      "/api/tokens",
+      CreatedTokenSchema,
+      await postJson(this.#target, "/api/tokens", request),
+    );
+  }
+
+  /** `DELETE /api/tokens/{id}` (admin): the token's record, revoked. */
+  async revokeToken(id: string): Promise<TokenInfo> {
+    const path = `/api/tokens/${encodeURIComponent(id)}`;
+    const res = await fetchService(this.#target, path, { method: "DELETE" });
+    return this.#parse(path, TokenInfoSchema, await res.json());
+  }
+
+  /** `GET /api/audit` (admin): entries newest first. */
+  audit(filter: AuditFilter = {}): Promise<AuditEntry[]> {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(filter)) if (v !== undefined) params.set(k, String(v));
+    const qs = params.size > 0 ? `?${params}` : "";
+    return this.#get(`/api/audit${qs}`, z.array(AuditEntrySchema));
   }
 
   /** `GET /api/blocks/{id}/logs`: the block services' log, or one instance's with `instance`. */

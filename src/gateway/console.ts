@@ -7,6 +7,7 @@
  * holding up the whole page.
  */
 
+import { authHeaders } from "../auth/index.ts";
 import type { ControllerClient } from "../controller/client.ts";
 import { ServiceClientError } from "../http/client.ts";
 import { ApiError, errorMessage, notFound, parseWith } from "../http/errors.ts";
@@ -30,6 +31,8 @@ export interface ConsoleDeps {
   creations: DocumentCollection;
   /** Longest wait for one controller's answer; default 2 s. */
   controllerTimeoutMs?: number;
+  /** Headers naming the user a call acts for (onBehalfOfHeader), on what changes state. */
+  actingFor?: Record<string, string>;
 }
 
 const DEFAULT_TIMEOUT_MS = 2000;
@@ -260,18 +263,20 @@ export const scaleBlock = async (deps: ConsoleDeps, id: string, body: unknown): 
     );
   }
   if (target > instances.length) {
-    await controller.scale({
-      block_id: id,
-      operation: "upscale",
-      instances_count: target - instances.length,
-    });
+    await controller.scale(
+      { block_id: id, operation: "upscale", instances_count: target - instances.length },
+      { headers: deps.actingFor ?? {} },
+    );
   } else if (target < instances.length) {
     // The newest go first: the oldest have warmed caches.
     const newest = [...instances]
       .sort((a, b) => String(b.started_at ?? "").localeCompare(String(a.started_at ?? "")))
       .slice(0, instances.length - target)
       .map((i) => String(i.instance_id));
-    await controller.scale({ block_id: id, operation: "downscale", instances_list: newest });
+    await controller.scale(
+      { block_id: id, operation: "downscale", instances_list: newest },
+      { headers: deps.actingFor ?? {} },
+    );
   }
   return blockView(id, await controller.getBlock(id), record, null);
 };
@@ -357,12 +362,18 @@ export const recentCreations = async (
 
 /**
  * `GET /api/policies`, `POST /api/policies`: the registry's policy API as it is (multipart upload
- * included), so the dashboard's form needs no second origin.
+ * included), so the dashboard's form needs no second origin. The gateway's own credential goes with it,
+ * and `actingFor` names the user it is done for.
  */
-export const forwardToRegistry = async (registry: RegistryClient, req: Request, path: string) => {
+export const forwardToRegistry = async (
+  registry: RegistryClient,
+  req: Request,
+  path: string,
+  actingFor: Record<string, string> = {},
+) => {
   const url = new URL(req.url);
   const hasBody = req.method !== "GET" && req.method !== "HEAD";
-  const headers = new Headers();
+  const headers = new Headers({ ...authHeaders(), ...actingFor });
   const type = req.headers.get("content-type");
   if (type) headers.set("content-type", type);
   let res: Response;

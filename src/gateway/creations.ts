@@ -21,6 +21,8 @@ export interface GatewayDeps {
   creations: DocumentCollection;
   dryRunTimeoutMs?: number;
   sequentialDryRuns?: boolean;
+  /** Headers naming the user a call acts for (onBehalfOfHeader), sent to the controllers. */
+  actingFor?: Record<string, string>;
 }
 
 const now = () => new Date().toISOString();
@@ -73,6 +75,7 @@ export const createBlock = async (deps: GatewayDeps, body: unknown) => {
     registry: deps.registry,
     policies: deps.policies,
     record: recordStep,
+    ...(deps.actingFor ? { actingFor: deps.actingFor } : {}),
     ...(deps.dryRunTimeoutMs !== undefined ? { dryRunTimeoutMs: deps.dryRunTimeoutMs } : {}),
     ...(deps.sequentialDryRuns !== undefined ? { sequentialDryRuns: deps.sequentialDryRuns } : {}),
   };
@@ -111,6 +114,6 @@ export const removeBlock = async (deps: GatewayDeps, id: string) => {
   if (!controller) {
     throw new ApiError(503, "no_controller", `cluster ${String(doc.cluster_id)} names no controller`);
   }
-  await controller.executeAction("remove_block", { block_id: id });
+  await controller.executeAction("remove_block", { block_id: id }, { headers: deps.actingFor ?? {} });
   return deps.creations.update(id, { $set: { status: "removed", updated_at: now() } });
 };

@@ -5,6 +5,8 @@
  * registry's table. The static dashboard (`/`, `/ui/...`) is not part of the API and is left out.
  */
 import { z } from "zod";
+import { AuditQuerySchema } from "../auth/audit.ts";
+import { NewTokenSchema } from "../auth/tokens.ts";
 import {
   buildOpenApi,
   lazyDocument,
@@ -12,7 +14,7 @@ import {
   openApiJsonRoute,
   type RouteSpec,
 } from "../http/openapi.ts";
-import { PolicyMetaSchema, policyRouteTable } from "../registry/openapi.ts";
+import { PolicyMetaSchema, policyRouteTable, WhoamiSchema, whoamiRoute } from "../registry/openapi.ts";
 import { BlockSpecSchema } from "./spec.ts";
 import {
   AllocationStepSchema,
@@ -41,6 +43,45 @@ export const CreationRecordSchema = z.looseObject({
   score: z.unknown().optional(),
   error: z.object({ code: z.string(), message: z.string(), details: z.unknown() }).nullable(),
 });
+
+/** A token as `GET /api/tokens` lists it: everything but the hash of its secret (src/auth/tokens.ts). */
+export const TokenInfoSchema = z.object({
+  id: z.string().describe("tok_ and 12 characters; the token itself is aios_<id part>_<secret>"),
+  name: z.string(),
+  scopes: z.array(z.string()).describe("admin, operator, internal, infer:<blockId> or infer:*"),
+  created_at: z.string(),
+  created_by: z.string().describe("the token id that created it, or aios up"),
+  expires_at: z.string().nullable().optional(),
+  revoked_at: z.string().nullable().optional(),
+});
+
+/** `POST /api/tokens` answers the token once, with its record. */
+export const CreatedTokenSchema = TokenInfoSchema.extend({
+  token: z.string().describe("the token: shown here once, stored only as a hash"),
+});
+
+/** One audit log entry (src/auth/audit.ts). */
+export const AuditEntrySchema = z.object({
+  id: z.string(),
+  at: z.string(),
+  actor: z.object({ id: z.string(), name: z.string() }).describe("the token that called"),
+  on_behalf_of: z
+    .object({ id: z.string(), name: z.string() })
+    .nullable()
+    .optional()
+    .describe("the user a service acted for"),
+  service: z.string(),
+  method: z.string(),
+  path: z.string(),
+  target: z.string().nullable().optional().describe("the resource the path names"),
+  status: z.int(),
+  outcome: z.enum(["success", "refused", "failed"]),
+});
+
+const adminOnly = {
+  401: { description: "no valid token" },
+  403: { description: "the token is not an admin token" },
+};
 
 const registryUnreachable = { description: "the registry or the block's controller cannot be reached" };
 
@@ -80,7 +121,10 @@ export const gatewayRouteTable = (): RouteSpec[] => {
         201: { description: "the block runs: its creation record", schema: CreationRecordSchema },
         400: { description: "invalid specification (the message names the JSON path)" },
         409: { description: "a block with this id exists" },
-        422: { description: "unknown component, or one that says nothing about how it runs" },
+        422: {
+          description:
+            "unknown component, one that says nothing about how it runs, or every cluster that answered refused the block",
+        },
         503: { description: "no cluster could take the block, or a service is unreachable" },
       },
     },
@@ -185,6 +229,52 @@ export const gatewayRouteTable = (): RouteSpec[] => {
       },
     },
     ...forwardedPolicyRoutes(),
+    whoamiRoute("/api/whoami"),
+    {
+      method: "GET",
+      path: "/api/tokens",
+      summary: "Every token, revoked and expired ones included (never the secrets)",
+      tags: ["auth"],
+      responses: { 200: { description: "oldest first", schema: z.array(TokenInfoSchema) }, ...adminOnly },
+    },
+    {
+      method: "POST",
+      path: "/api/tokens",
+      summary: "Create a token; the answer holds it, once",
+      tags: ["auth"],
+      body: NewTokenSchema,
+      responses: {
+        201: { description: "the token and its record", schema: CreatedTokenSchema },
+        400: { description: "a bad name, scope or expiry" },
+        ...adminOnly,
+      },
+    },
+    {
+      method: "DELETE",
+      path: "/api/tokens/{id}",
+      summary: "Revoke a token (it stops working within 5 s everywhere)",
+      tags: ["auth"],
+      responses: {
+        200: { description: "the token's record, revoked", schema: TokenInfoSchema },
+        400: { description: "not a token id" },
+        404: { description: "no such token" },
+        ...adminOnly,
+      },
+    },
+    {
+      method: "GET",
+      path: "/api/audit",
+      summary: "The audit log of state-changing calls, newest first",
+      description:
+        "actor matches a token id or name, or the user a service acted for; since and until are ISO times.",
+      tags: ["auth"],
+      query: AuditQuerySchema,
+      responses: {
+        200: { description: "the entries", schema: z.array(AuditEntrySchema) },
+        400: { description: "a bad filter" },
+        ...adminOnly,
+      },
+    },
   ];
 };
 
@@ -199,6 +289,7 @@ export const gatewayOpenApi: () => OpenApiDocument = lazyDocument(() =>
       { name: "blocks", description: "creation, the blocks' views, scaling, metrics, logs, events" },
       { name: "clusters", description: "the clusters and their nodes" },
       { name: "policies", description: "the registry's policies, forwarded" },
+      { name: "auth", description: "who you are, tokens and the audit log (Authorization: Bearer <token>)" },
       { name: "health" },
     ],
     components: {
@@ -214,6 +305,10 @@ export const gatewayOpenApi: () => OpenApiDocument = lazyDocument(() =>
       BlockEventView: BlockEventViewSchema,
       AllocationStep: AllocationStepSchema,
       Policy: PolicyMetaSchema,
+      Whoami: WhoamiSchema,
+      TokenInfo: TokenInfoSchema,
+      CreatedToken: CreatedTokenSchema,
+      AuditEntry: AuditEntrySchema,
     },
   }),
 );

@@ -1,4 +1,5 @@
 /** `startGateway`: the gateway API over a store (for creation records) and the registry. */
+import { AuditLog, type Guard, TokenStore } from "../auth/index.ts";
 import { displayHost, type Listener } from "../http/listen.ts";
 import { type PolicyResolver, PolicySet } from "../policy/set.ts";
 import { RegistryClient } from "../registry/client.ts";
@@ -16,6 +17,11 @@ export interface GatewayOptions {
   dryRunTimeoutMs?: number;
   sequentialDryRuns?: boolean;
   resolvePolicy?: PolicyResolver;
+  /**
+   * Who may call; default Guard.open() (no tokens). The `aios` verbs pass storeGuard on the same store,
+   * whose tokens `/api/tokens` manages and whose audit log `/api/audit` reads.
+   */
+  guard?: Guard;
 }
 
 export interface RunningGateway {
@@ -34,6 +40,9 @@ export const startGateway = async (options: GatewayOptions): Promise<RunningGate
     registry,
     policies,
     creations: store.collection("block_creations"),
+    tokens: new TokenStore(store),
+    audit: new AuditLog(store),
+    ...(options.guard ? { guard: options.guard } : {}),
     ...(options.dryRunTimeoutMs !== undefined ? { dryRunTimeoutMs: options.dryRunTimeoutMs } : {}),
     ...(options.sequentialDryRuns !== undefined ? { sequentialDryRuns: options.sequentialDryRuns } : {}),
   });

@@ -2,6 +2,7 @@
  * What every typed service client shares: one fetch that turns an unreachable service and a non-2xx
  * answer into a ServiceClientError carrying the server's `{"error": {code, message, details}}`.
  */
+import { serviceToken } from "../auth/credential.ts";
 
 export class ServiceClientError extends Error {
   override readonly name: string = "ServiceClientError";
@@ -23,7 +24,16 @@ export interface ServiceTarget {
   hint?: string;
   /** Builds the error (a subclass per service). */
   error?: (status: number, code: string, message: string, details?: unknown) => ServiceClientError;
+  /** The bearer token to present; default: this process's credential (src/auth/credential.ts). */
+  token?: string;
 }
+
+/** `init` with the caller's bearer token added, unless it names its own Authorization. */
+export const withCredentials = (init: RequestInit | undefined, token = serviceToken()): RequestInit => {
+  const headers = new Headers(init?.headers);
+  if (token && !headers.has("authorization")) headers.set("authorization", `Bearer ${token}`);
+  return { ...init, headers };
+};
 
 export const trimBaseUrl = (url: string): string => url.replace(/\/+$/, "");
 
@@ -38,7 +48,7 @@ export const fetchService = async (
     ((status, code, message, details) => new ServiceClientError(status, code, message, details));
   let res: Response;
   try {
-    res = await fetch(`${target.baseUrl}${path}`, init);
+    res = await fetch(`${target.baseUrl}${path}`, withCredentials(init, target.token ?? serviceToken()));
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     throw make(

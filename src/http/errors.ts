@@ -18,7 +18,7 @@ import { PolicyError } from "../policy/errors.ts";
 import { QueryError, StoreError } from "../store/index.ts";
 import { ServiceClientError } from "./client.ts";
 
-export type ErrorStatus = 400 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 500 | 503;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 429 | 500 | 503;
 
 /** An error meant for the caller: its status, a stable machine code, a message and optional details. */
 export class ApiError extends Error {
@@ -91,7 +91,7 @@ export const toApiError = (err: unknown): ApiError => {
   }
   if (err instanceof ServiceClientError) {
     // Another service's answer: its refusal passes through; an unreachable or failing service is ours.
-    const known: readonly number[] = [400, 403, 404, 409, 413, 415, 422];
+    const known: readonly number[] = [400, 403, 404, 409, 413, 415, 422, 429];
     if (known.includes(err.status))
       return new ApiError(err.status as ErrorStatus, err.code, err.message, err.details);
     return new ApiError(

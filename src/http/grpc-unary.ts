@@ -19,6 +19,12 @@ export interface UnaryOptions {
   path: string;
   /** Largest request message accepted; larger is RESOURCE_EXHAUSTED. */
   maxMessageBytes: number;
+  /**
+   * Checks the caller from the call's headers (the gRPC metadata: `authorization: Bearer <token>`)
+   * before `handle` runs; a rejection is answered through `status`, and `handle` is not called. It
+   * starts as the headers arrive, so a check that must ask another service overlaps reading the message.
+   */
+  authorize?(headers: IncomingHttpHeaders): Promise<unknown>;
   /** Serves one call: the request message bytes in, the response message bytes out. */
   handle(message: Uint8Array, signal: AbortSignal): Promise<Uint8Array>;
   /** The status to answer for an error the handler threw. */
@@ -27,7 +33,13 @@ export interface UnaryOptions {
 
 const GRPC_CONTENT_TYPES = new Set(["application/grpc", "application/grpc+proto"]);
 
-const CODE = { deadlineExceeded: 4, resourceExhausted: 8, internal: 13 };
+const CODE = {
+  invalidArgument: 3,
+  deadlineExceeded: 4,
+  resourceExhausted: 8,
+  unimplemented: 12,
+  internal: 13,
+};
 
 const TIMEOUT_UNITS_MS: Record<string, number> = {
   H: 3_600_000,
@@ -54,6 +66,39 @@ export const encodeGrpcMessage = (message: string): string =>
           ? String.fromCharCode(b)
           : `%${b.toString(16).toUpperCase().padStart(2, "0")}`,
       ).join("");
+
+/** A complete envelope at `offset`: its flags and message length; null when the bytes are cut short. */
+const envelopeAt = (body: Buffer, offset: number): { flags: number; length: number } | null => {
+  if (body.length - offset < 5) return null;
+  const length = body.readUInt32BE(offset + 1);
+  return body.length - offset - 5 < length ? null : { flags: body[offset] as number, length };
+};
+
+/**
+ * What is wrong with the framing of a unary call's body, answered as Connect's adapter (the other
+ * path to the same method) and the gRPC status code guide answer it: no message, or more than one, is
+ * UNIMPLEMENTED (a cardinality violation); an envelope cut short or with unknown flags is
+ * INVALID_ARGUMENT; a compressed message without grpc-encoding is INTERNAL. Null for exactly one
+ * uncompressed message.
+ */
+export const framingError = (body: Buffer): GrpcStatus | null => {
+  if (body.length === 0) {
+    return { code: CODE.unimplemented, message: "protocol error: missing input message for unary method" };
+  }
+  const first = envelopeAt(body, 0);
+  if (!first) return { code: CODE.invalidArgument, message: "protocol error: incomplete envelope" };
+  const end = 5 + first.length;
+  if (end < body.length) {
+    return envelopeAt(body, end)
+      ? { code: CODE.unimplemented, message: "protocol error: received extra input message for unary method" }
+      : { code: CODE.invalidArgument, message: "protocol error: incomplete envelope" };
+  }
+  if (first.flags === 1) return { code: CODE.internal, message: "compressed message without grpc-encoding" };
+  if (first.flags !== 0) {
+    return { code: CODE.invalidArgument, message: `protocol error: invalid envelope flags ${first.flags}` };
+  }
+  return null;
+};
 
 /** Whether a stream is a plain unary gRPC call to `path` (the only shape this module serves). */
 export const isPlainGrpcCall = (headers: IncomingHttpHeaders, path: string): boolean => {
@@ -95,6 +140,9 @@ export const grpcUnaryHandler =
       if (!abort.signal.aborted) abort.abort("closed");
     });
     stream.on("error", () => {});
+    const authorized = options.authorize?.(headers);
+    // Awaited at the end of the message; a refusal before then must not count as unhandled.
+    authorized?.catch(() => {});
     const chunks: Buffer[] = [];
     let size = 0;
     let refused = false;
@@ -115,18 +163,15 @@ export const grpcUnaryHandler =
     stream.once("end", async () => {
       if (refused) return;
       const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
-      const length = body.length >= 5 ? body.readUInt32BE(1) : -1;
-      if (length < 0 || body[0] !== 0 || body.length !== 5 + length) {
-        const message =
-          body[0] === 1
-            ? "compressed message without grpc-encoding"
-            : "a unary call carries exactly one message";
-        trailersOnly(stream, contentType, { code: CODE.internal, message });
+      const framing = framingError(body);
+      if (framing) {
+        trailersOnly(stream, contentType, framing);
         clearTimeout(timer);
         return;
       }
       let reply: Uint8Array;
       try {
+        if (authorized !== undefined) await authorized;
         reply = await options.handle(body.subarray(5), abort.signal);
       } catch (err) {
         clearTimeout(timer);

@@ -11,10 +11,14 @@
  *   WebSocket, many in flight; both go through one `TaskHandler` (`createTaskHandler`).
  * - `GET /health`: 200 once `init` finished and `health()` (if given) says true within the timeout;
  *   503 otherwise.
+ *
+ * Every route but `/health` needs a token (routes.ts, service `instance`): `options.guard`.
  */
 import { type Context, Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
+import { Guard } from "../auth/guard.ts";
+import { guardRoutes } from "../auth/hono.ts";
 import {
   ApiError,
   badRequest,
@@ -90,6 +94,11 @@ export interface InstanceAppOptions {
   healthTimeoutMs?: number;
   /** Largest task body in bytes (files travel base64 in it); default 64 MiB. */
   bodyLimit?: number;
+  /**
+   * Checks the callers (routes.ts, service `instance`). `createInstanceApp` defaults to Guard.open();
+   * `serveInstance` to the guard its environment describes (`instanceGuardFromEnv`).
+   */
+  guard?: Guard;
 }
 
 export const DEFAULT_TASK_BODY_LIMIT = 64 * 1024 * 1024;
@@ -258,6 +267,7 @@ export const createInstanceApp = (
   const app = new Hono({ strict: false });
   app.onError((err, c) => (err instanceof TaskError ? refuse(c, err) : onError(err, c)));
   app.notFound(onNotFound);
+  app.use(guardRoutes(options.guard ?? Guard.open(), "instance"));
 
   app.post("/task", async (c) => {
     // Checked before the body is read: a task sent too early costs the instance nothing.

@@ -11,7 +11,12 @@
  * - `REDIS_URL`: where `BlockEvents` pushes events (the cluster's Redis, stream
  *   `aios:block-events:<AIOS_CLUSTER_ID>`).
  * - `AIOS_CLUSTER_ID`: the cluster the instance runs in (set by the runtime).
- * - `AIOS_CONTROLLER_URL`: the cluster controller, where `BlockEvents` posts events when `REDIS_URL` is unset.
+ * - `AIOS_CONTROLLER_URL`: the cluster controller, where `BlockEvents` posts events when `REDIS_URL` is unset,
+ *   and where `serveInstance` checks the tokens callers present (`GET /auth/whoami`).
+ * - `AIOS_TOKEN`: the instance's own credential (set by the runtime): sent with its events, and accepted
+ *   from callers without asking the controller.
+ * - `AIOS_ANONYMOUS`: `1` lets calls without a token in (set by the runtime when the user turned
+ *   anonymous access on). With none of these three, `serveInstance` checks no tokens (serve.ts).
  *
  * An empty variable counts as unset. A malformed value is a ConfigError whose message names the variable,
  * thrown before the server starts.

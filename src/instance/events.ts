@@ -5,9 +5,11 @@
  *
  * Transport, from the environment: with `REDIS_URL`, the event is appended to the cluster's stream
  * `aios:block-events:<AIOS_CLUSTER_ID>` (the processor's queue); otherwise it is posted to `${AIOS_CONTROLLER_URL}/events`,
- * which answers 2xx (202 `{"id"}`) once the controller has queued it. The body is the `BlockEvent` either way.
+ * which answers 2xx (202 `{"id"}`) once the controller has queued it, with the instance's credential
+ * (`AIOS_TOKEN`) as `Authorization: Bearer`. The body is the `BlockEvent` either way.
  */
 
+import { serviceToken } from "../auth/credential.ts";
 import { errorMessage } from "../http/errors.ts";
 import {
   type BlockEvent,
@@ -34,6 +36,8 @@ export interface BlockEventsOptions {
   fetch?: FetchLike;
   /** How long a post to the controller may take, in ms (default 10000). */
   timeoutMs?: number;
+  /** The bearer token posts carry; default `AIOS_TOKEN` of `env`, else this process's credential. */
+  token?: string;
 }
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
@@ -70,6 +74,7 @@ export class BlockEvents {
   readonly #controllerUrl: string | undefined;
   readonly #fetch: FetchLike;
   readonly #timeoutMs: number;
+  readonly #token: string | undefined;
   /** `AIOS_CLUSTER_ID`: which cluster's event stream to use with Redis. */
   readonly #clusterId: string | undefined;
   #queue: EventQueue | undefined;
@@ -82,6 +87,7 @@ export class BlockEvents {
     this.instanceId = options.instanceId ?? readInstanceId(env);
     this.#fetch = options.fetch ?? ((url, init) => fetch(url, init));
     this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#token = options.token ?? envValue(env, "AIOS_TOKEN") ?? serviceToken();
     try {
       this.#redisUrl = queueConfigFrom(env).redisUrl;
     } catch (err) {
@@ -133,7 +139,10 @@ export class BlockEvents {
     try {
       res = await this.#fetch(url, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: {
+          "content-type": "application/json",
+          ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}),
+        },
         body: JSON.stringify(event),
         signal: AbortSignal.timeout(this.#timeoutMs),
       });

@@ -7,4 +7,4 @@ export { BlockEvents, type BlockEventsOptions } from "./events.ts";
 export type { Counter, Gauge, InstanceMetricsJson } from "./metrics.ts";
 export { InstanceMetrics } from "./metrics.ts";
 export type { ServedInstance, ServeInstanceOptions } from "./serve.ts";
-export { serveInstance } from "./serve.ts";
+export { instanceGuardFromEnv, serveInstance } from "./serve.ts";

@@ -21,14 +21,19 @@
  *     GET    /?kind&limit&skip  metadata of stored policies
  *     GET    /{uri}             metadata;  GET /{uri}/wasm?form=original|instrumented  the module
  *     DELETE /{uri}
+ *   GET /auth/whoami           the caller as the guard sees it (how workloads check a token remotely)
  *   GET /health                {"status": "ok", "store": <kind>}
  *   GET /openapi.json          the OpenAPI 3.1 document of these routes (openapi.ts)
+ *
+ * Every route's level (a token's scope) is in src/auth/routes.ts; the guard middleware checks it first
+ * (401 without a valid token, 403 without the scope) and records state-changing calls in the audit log.
  *
  * Errors follow src/http/errors.ts: `{"error": {"code", "message", "details"}}`, except under
  * /cluster, where they keep the metrics envelope.
  */
 import { Hono } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { Guard, guardRoutes, whoami } from "../auth/index.ts";
 import { badRequest, notFound, onError, onNotFound, readJson, resolveError } from "../http/errors.ts";
 import { PolicyStore } from "../policy/store.ts";
 import type { Store } from "../store/index.ts";
@@ -109,10 +114,11 @@ export const policyRoutes = (policies: PolicyStore): Hono => {
 const health = (store: Store) => ({ status: "ok", store: store.kind });
 
 /** Only the global metrics API (`/cluster/...`, `/health`): what the metrics port serves. */
-export const createMetricsApp = (store: Store): Hono => {
+export const createMetricsApp = (store: Store, guard: Guard = Guard.open()): Hono => {
   const app = new Hono({ strict: false });
   app.onError(onError);
   app.notFound((c) => c.json(failure(notFound(`no route for ${c.req.method} ${c.req.path}`)), 404));
+  app.use(guardRoutes(guard, "metrics"));
   app.get("/health", (c) => c.json(health(store)));
   app.get("/openapi.json", (c) => c.json(metricsOpenApi()));
   app.route("/cluster", metricsRoutes(metricsRegistry(store)));
@@ -120,11 +126,13 @@ export const createMetricsApp = (store: Store): Hono => {
 };
 
 /** The whole registry service: clusters, components and the global metrics API. */
-export const createRegistryApp = (store: Store): Hono => {
+export const createRegistryApp = (store: Store, guard: Guard = Guard.open()): Hono => {
   const app = new Hono({ strict: false });
   app.onError(onError);
   app.notFound(onNotFound);
+  app.use(guardRoutes(guard, "registry"));
   app.get("/health", (c) => c.json(health(store)));
+  app.get("/auth/whoami", whoami);
   app.get("/openapi.json", (c) => c.json(registryOpenApi()));
   app.route("/clusters", documentRoutes(clusterRegistry(store)));
   app.route("/components", documentRoutes(componentRegistry(store)));

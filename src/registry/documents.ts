@@ -7,6 +7,7 @@
 import type { z } from "zod";
 import { type ApiError, badRequest, notFound, parseWith } from "../http/errors.ts";
 import { type Doc, type DocumentCollection, isPlainObject } from "../store/index.ts";
+import { MAX_LIMIT } from "../store/mongo/options.ts";
 import { elementSchemaAtPath, QueryBodySchema, schemaAtPath } from "./schemas.ts";
 
 /**
@@ -28,6 +29,16 @@ export const checkDocumentKeys = (doc: unknown): void => {
       stack.push([child, path]);
     }
   }
+};
+
+/**
+ * Every list and query answer holds at most MAX_LIMIT documents unless the caller asks for fewer (page
+ * with `skip`), so no single call can pull a whole table into memory; a larger `limit` is a 400.
+ */
+export const capped = (options: unknown): unknown => {
+  if (options === undefined || options === null) return { limit: MAX_LIMIT };
+  if (isPlainObject(options) && options.limit === undefined) return { ...options, limit: MAX_LIMIT };
+  return options;
 };
 
 export interface ListOptions {
@@ -132,7 +143,7 @@ export class DocumentRegistry {
 
   /** Lists documents in id order, optionally paged. */
   async list(options: ListOptions = {}): Promise<Doc[]> {
-    return this.collection.find({}, { sort: { id: 1 }, ...options });
+    return this.collection.find({}, capped({ sort: { id: 1 }, ...options }));
   }
 
   async get(rawId: string): Promise<Doc> {
@@ -166,7 +177,7 @@ export class DocumentRegistry {
   /** `{"query": <Mongo filter>, "options": {sort, limit, skip, projection}}` -> matching documents. */
   async query(body: unknown): Promise<Doc[]> {
     const { query, options } = parseWith(QueryBodySchema, body);
-    return this.collection.find(query ?? {}, options);
+    return this.collection.find(query ?? {}, capped(options));
   }
 }
 

@@ -10,7 +10,7 @@
  */
 import { type ApiError, badRequest, notFound, parseJsonText, parseWith } from "../http/errors.ts";
 import type { Doc, DocumentCollection, Store } from "../store/index.ts";
-import { checkDocumentKeys, parseListParams, withPathId } from "./documents.ts";
+import { capped, checkDocumentKeys, parseListParams, withPathId } from "./documents.ts";
 import { ClusterId, MetricsSchema, QueryBodySchema } from "./schemas.ts";
 
 export interface Envelope<T> {
@@ -135,7 +135,7 @@ export class MetricsRegistry {
   }
 
   find(request: FindRequest): Promise<Doc[]> {
-    return this.collection.find(request.filter, request.options);
+    return this.collection.find(request.filter, capped(request.options));
   }
 
   /** `GET /cluster/query?...` */
@@ -146,7 +146,7 @@ export class MetricsRegistry {
   /** `POST /cluster/query {"query", "options"}` */
   queryBody(body: unknown): Promise<Doc[]> {
     const { query, options } = parseWith(QueryBodySchema, body);
-    return this.collection.find(query ?? {}, options);
+    return this.collection.find(query ?? {}, capped(options));
   }
 }
 

@@ -213,6 +213,27 @@ const documentRoutes = (
   ];
 };
 
+/** The caller as the guard sees it (src/auth/hono.ts `whoami`). */
+export const PrincipalSchema = z.object({
+  id: z.string().describe("the token id (tok_...), or anonymous"),
+  name: z.string(),
+  scopes: z.array(z.string()).describe("admin, operator, internal, infer:<blockId> or infer:*"),
+  anonymous: z.literal(true).optional().describe("no token, and this install allows that"),
+});
+export const WhoamiSchema = z.object({ principal: PrincipalSchema });
+
+/** `GET <path>`: who the token is (any valid token); how workloads check a token at a service. */
+export const whoamiRoute = (path = "/auth/whoami", tags: readonly string[] = ["auth"]): RouteSpec => ({
+  method: "GET",
+  path,
+  summary: "The caller: the token's id, name and scopes",
+  tags,
+  responses: {
+    200: { description: "the caller", schema: WhoamiSchema },
+    401: { description: "no valid token (unknown, revoked or expired)" },
+  },
+});
+
 const healthRoute: RouteSpec = {
   method: "GET",
   path: "/health",
@@ -364,6 +385,7 @@ export const policyRouteTable = (): RouteSpec[] => {
 export const registryRouteTable = (): RouteSpec[] => [
   healthRoute,
   openApiJsonRoute(["health"]),
+  whoamiRoute(),
   ...documentRoutes("/clusters", "cluster", {
     id: ClusterId,
     doc: ClusterSchema,
@@ -410,6 +432,7 @@ export const registryOpenApi: () => OpenApiDocument = lazyDocument(() =>
         name: "metrics",
         description: 'global cluster metrics, in the {"success", "data", "error"} envelope',
       },
+      { name: "auth", description: "the caller's token (Authorization: Bearer <token>)" },
       { name: "health" },
     ],
     components: components(),

@@ -10,6 +10,7 @@ export { DEFAULT_IMAGE, KubernetesDriver, type KubernetesDriverOptions } from ".
 export { parseNvidiaSmi } from "./local-node.ts";
 export { ProcessDriver, type ProcessDriverOptions, WorkloadStartError } from "./process.ts";
 export type * from "./types.ts";
+export { workloadAuthEnv } from "./types.ts";
 
 export type RuntimeKind = "process" | "kubernetes";
 
@@ -18,9 +19,9 @@ export interface RuntimeConfig extends ProcessDriverOptions {
   driver?: RuntimeKind;
   /**
    * The Kubernetes driver's settings (namespace, image, credentials, ...); its cluster id and
-   * controller URL come from `scope` and `controllerUrl`.
+   * controller URL come from `scope` and `controllerUrl`, its workloads' credential from `workloadAuth`.
    */
-  kubernetes?: Omit<KubernetesDriverOptions, "scope" | "controllerUrl">;
+  kubernetes?: Omit<KubernetesDriverOptions, "scope" | "controllerUrl" | "workloadAuth">;
 }
 
 export const openRuntime = async (config: RuntimeConfig): Promise<RuntimeDriver> => {
@@ -33,6 +34,7 @@ export const openRuntime = async (config: RuntimeConfig): Promise<RuntimeDriver>
         ...kubernetes,
         ...(options.scope !== undefined ? { scope: options.scope } : {}),
         ...(options.controllerUrl !== undefined ? { controllerUrl: options.controllerUrl } : {}),
+        ...(options.workloadAuth !== undefined ? { workloadAuth: options.workloadAuth } : {}),
       });
     default:
       throw new Error(`unknown runtime driver ${JSON.stringify(driver)} (expected process or kubernetes)`);

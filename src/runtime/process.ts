@@ -43,9 +43,11 @@ import type {
   RuntimeEvent,
   VdagControllerSpec,
   VdagControllerStatus,
+  WorkloadAuth,
   WorkloadState,
   WorkloadTemplate,
 } from "./types.ts";
+import { workloadAuthEnv } from "./types.ts";
 
 export interface ProcessDriverOptions {
   store: Store;
@@ -53,6 +55,12 @@ export interface ProcessDriverOptions {
   runDir: string;
   /** The controller's URL, given to instances (AIOS_CONTROLLER_URL) unless their spec names another. */
   controllerUrl?: string;
+  /**
+   * The credential every workload gets (AIOS_TOKEN, AIOS_ANONYMOUS): the controller's environment is not
+   * inherited (AIOS_* are left out), so it is passed here. Also what the readiness check of block
+   * services presents.
+   */
+  workloadAuth?: WorkloadAuth;
   /** This machine's node id; default the host name. */
   nodeId?: string;
   /** How often adopted workloads are checked for liveness; default 1 s. */
@@ -207,10 +215,14 @@ const httpStatus = async (url: string, init: RequestInit = {}): Promise<number |
 };
 
 const instanceHealth = (url: string) => httpStatus(`${url}/health`);
-const servicesHealth = (executorUrl: string) =>
+/** The executor's `/mgmt` answering (it needs a token where workloads check them: theirs). */
+const servicesHealth = (executorUrl: string, token?: string) =>
   httpStatus(`${executorUrl}/mgmt`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: {
+      "content-type": "application/json",
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
     body: JSON.stringify({ mgmt_action: "policy_info" }),
   });
 
@@ -339,6 +351,7 @@ export class ProcessDriver implements RuntimeDriver {
             ...(controllerUrl ? { AIOS_CONTROLLER_URL: controllerUrl } : {}),
             ...(this.#scope ? { AIOS_CLUSTER_ID: this.#scope } : {}),
             ...(spec.redisUrl ? { REDIS_URL: spec.redisUrl } : {}),
+            ...workloadAuthEnv(this.#options.workloadAuth),
           },
           url,
           urls: {},
@@ -401,12 +414,14 @@ export class ProcessDriver implements RuntimeDriver {
           "127.0.0.1",
           ...SERVICE_NAMES.flatMap((n) => [SERVICE_PORT_FLAGS[n], String(ports[n])]),
         ]),
-        env: inheritedEnv(),
+        env: { ...inheritedEnv(), ...workloadAuthEnv(this.#options.workloadAuth) },
         url: null,
         urls: Object.fromEntries(SERVICE_NAMES.map((n) => [n, `http://127.0.0.1:${ports[n]}`])),
       }),
       fields: { blockId: spec.blockId, nodeId: this.nodeId },
-      ready: async (r) => r.urls.executor !== undefined && (await servicesHealth(r.urls.executor)) === 200,
+      ready: async (r) =>
+        r.urls.executor !== undefined &&
+        (await servicesHealth(r.urls.executor, this.#options.workloadAuth?.token)) === 200,
     });
     return toServicesStatus(record);
   }
@@ -521,6 +536,7 @@ export class ProcessDriver implements RuntimeDriver {
           AIOS_VDAG_REPLICA: String(replica),
           AIOS_VDAG_CONFIG: JSON.stringify(spec.config ?? {}),
           ...(controllerUrl ? { AIOS_CONTROLLER_URL: controllerUrl } : {}),
+          ...workloadAuthEnv(this.#options.workloadAuth),
         },
         url: `http://127.0.0.1:${ports.http}`,
         urls: {},
@@ -636,7 +652,10 @@ export class ProcessDriver implements RuntimeDriver {
     // Any answer will do: whether a serving workload is healthy is the block's health checker's call.
     if (r.kind === "instance") return r.url !== null && (await instanceHealth(r.url)) !== null;
     if (r.kind === "services")
-      return r.urls.executor !== undefined && (await servicesHealth(r.urls.executor)) !== null;
+      return (
+        r.urls.executor !== undefined &&
+        (await servicesHealth(r.urls.executor, this.#options.workloadAuth?.token)) !== null
+      );
     return true;
   }
 

@@ -13,6 +13,28 @@
  *   controller can heal without polling every workload.
  */
 
+/**
+ * How the controller's workloads (instances, block services, vDAG replicas) authenticate: the
+ * credential they present when they call aios services, and whether they let calls without a token in.
+ * Drivers set it as AIOS_TOKEN and AIOS_ANONYMOUS=1 (a Secret on Kubernetes); workloads verify other
+ * callers' tokens at AIOS_CONTROLLER_URL (`GET /auth/whoami`).
+ */
+export interface WorkloadAuth {
+  /** The controller's credential, handed to its workloads (normally an `internal`-scoped token). */
+  token?: string;
+  /** Calls without a token act as admin (local development only, as on the controller). */
+  anonymous?: boolean;
+}
+
+/** The environment of `auth`: AIOS_TOKEN and AIOS_ANONYMOUS (the token may be left out, see Kubernetes). */
+export const workloadAuthEnv = (
+  auth: WorkloadAuth | undefined,
+  options: { token?: boolean } = {},
+): Record<string, string> => ({
+  ...(auth?.token && options.token !== false ? { AIOS_TOKEN: auth.token } : {}),
+  ...(auth?.anonymous ? { AIOS_ANONYMOUS: "1" } : {}),
+});
+
 /** How a workload is run: a command on the process runtime, an image on Kubernetes. */
 export interface WorkloadTemplate {
   /** Process runtime: argv, e.g. `["bun", "examples/sentiment/instance.ts"]`. */

@@ -57,6 +57,10 @@ export const runtimeProcesses = documentTable("runtime_processes");
 export const blockCreations = documentTable("block_creations");
 /** Block events whose policy failed, kept for the operator (the queue moves on). */
 export const eventFailures = documentTable("event_failures");
+/** API tokens: name, scopes and the sha256 of the secret; the secret itself is never stored. */
+export const apiTokens = documentTable("api_tokens");
+/** Every state-changing call: who, what, when, outcome (src/auth/audit.ts). */
+export const auditLog = documentTable("audit_log");
 
 const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({ dataType: () => "bytea" });
 
@@ -81,6 +85,8 @@ export const COLLECTIONS = {
   runtime_processes: runtimeProcesses,
   event_failures: eventFailures,
   block_creations: blockCreations,
+  api_tokens: apiTokens,
+  audit_log: auditLog,
 } as const;
 
 export type CollectionName = keyof typeof COLLECTIONS;

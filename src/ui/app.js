@@ -8,9 +8,11 @@
  *   #/creations   the last creations with their steps; apply a block specification
  *
  * Lists are read every 3-5 s, the metrics of running blocks every second; five minutes of points are
- * kept in the page.
+ * kept in the page. Every call carries the API token (signin.js): from `#token=` in the URL aios up
+ * prints, or the sign-in form shown when the API answers 401.
  */
 import { byId } from "./dom.js";
+import { initSignIn } from "./signin.js";
 import {
   every,
   loadBlocks,
@@ -61,6 +63,8 @@ const route = () => {
 };
 
 const start = () => {
+  // First: a token in the URL (#token=...) is kept and taken out of the address bar before routing.
+  initSignIn();
   for (const view of Object.values(views)) view.init();
   const pause = byId("pause");
   pause.addEventListener("click", () => {

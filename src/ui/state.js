@@ -24,6 +24,10 @@ export const state = {
   watched: new Set(),
   /** @type {number} ms since the epoch of the last good answer */
   lastOk: 0,
+  /** The API answered 401: polling waits for the sign-in form. */
+  signedOut: false,
+  /** @type {{ id: string, name: string, scopes: string[], anonymous?: boolean } | null} who the token is */
+  principal: null,
 };
 
 /** @type {Map<string, Set<() => void>>} */
@@ -101,6 +105,8 @@ export const errorText = (err) =>
 
 /** @param {string} source e.g. "GET /api/clusters" @param {unknown} err */
 export const reportError = (source, err) => {
+  // A 401 is the sign-in form's to show (signin.js), not an error row per list.
+  if (err instanceof ApiError && err.status === 401) return;
   const text = errorText(err);
   const prev = errors.get(source);
   if (prev && prev.text === text) return;
@@ -120,7 +126,10 @@ export const updateConn = () => {
   const failing = [...errors.keys()].length;
   let s;
   let text;
-  if (state.paused) {
+  if (state.signedOut) {
+    s = "paused";
+    text = "signed out";
+  } else if (state.paused) {
     s = "paused";
     text = "paused";
   } else if (state.lastOk === 0 && failing === 0) {
@@ -204,7 +213,7 @@ const pollers = [];
 export const every = (ms, fn, when = () => true) => {
   const p = { fn, ms, timer: /** @type {ReturnType<typeof setTimeout> | null} */ (null), when };
   const tick = async () => {
-    if (!state.paused && p.when()) {
+    if (!state.paused && !state.signedOut && p.when()) {
       try {
         await p.fn();
       } catch (err) {
@@ -219,6 +228,7 @@ export const every = (ms, fn, when = () => true) => {
 
 /** Runs every poller now (after an action, or on resume). */
 export const refreshAll = () => {
+  if (state.signedOut) return;
   for (const p of pollers) if (p.when()) Promise.resolve(p.fn()).catch((err) => console.error(err));
 };
 

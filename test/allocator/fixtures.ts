@@ -197,8 +197,12 @@ export class AllocatorClient {
     this.#closed = new Promise((resolve) => ws.addEventListener("close", resolve));
   }
 
-  static async connect(url: string): Promise<AllocatorClient> {
-    const ws = new WebSocket(url);
+  /** Connects; `token` is sent as `Authorization: Bearer` with the upgrade (Bun's client takes headers). */
+  static async connect(url: string, token?: string): Promise<AllocatorClient> {
+    const ws = token
+      ? // Bun's client takes headers; the DOM typings know only protocols.
+        new WebSocket(url, { headers: { authorization: `Bearer ${token}` } } as unknown as string[])
+      : new WebSocket(url);
     await new Promise<void>((resolve, reject) => {
       ws.onopen = () => resolve();
       ws.onerror = () => reject(new Error(`cannot connect to ${url}`));

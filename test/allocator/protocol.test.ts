@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { canonicalJson } from "../../src/allocator/evaluate.ts";
 import { OrderedPipeline } from "../../src/allocator/pipeline.ts";
-import { type ProtocolLimits, parseRequest } from "../../src/allocator/protocol.ts";
+import { type CandidateLimits, parseRequest } from "../../src/allocator/protocol.ts";
 import { ApiError, toApiError } from "../../src/http/errors.ts";
 import { SPEC_FILTER, ALLOCATOR_SAMPLE_PAYLOAD as SPEC_SAMPLE } from "../support/spec-samples.ts";
 
@@ -13,7 +13,7 @@ const ok = (overrides: Record<string, unknown>) =>
   parseRequest(JSON.stringify({ ...SPEC_SAMPLE, policy_rule_uri: URI, ...overrides }));
 
 /** The error a payload gets: its code, message and the field it names. */
-const refusal = (payload: unknown, limits?: ProtocolLimits) => {
+const refusal = (payload: unknown, limits?: CandidateLimits) => {
   try {
     parseRequest(typeof payload === "string" ? payload : JSON.stringify(payload), limits);
   } catch (err) {

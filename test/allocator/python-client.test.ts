@@ -111,6 +111,8 @@ describe("aios allocator and the specification's Python client", () => {
       join(dir, "data"),
       "--workers",
       "1",
+      // The specification's client sends no token: anonymous access, as for local development.
+      "--anonymous",
     ]);
     url = (await allocator.listening(["allocator"], 60_000)).allocator!;
   });

@@ -2,16 +2,22 @@
  * Block executor overhead benchmark: the same load straight to one instance and through the block
  * executor, side by side in one run, at 1, 16 and 128 requests in flight.
  *
- * Processes (all real; both children are this script again, chosen by BENCH_EXECUTOR_ROLE):
+ * Processes (all real; the children are this script again, chosen by BENCH_EXECUTOR_ROLE):
  *  - one instance: the instance SDK (`serveInstance`) with a cheap `onTask` (counts the words and
- *    characters of `data.text`);
- *  - one block runtime: the `aios` command's entry point (`main` of src/cli/main.ts) running
+ *    characters of `data.text`), started as a controller starts one (AIOS_TOKEN, the block's
+ *    credential) with AIOS_ANONYMOUS=1 so that both block runtimes below can use it;
+ *  - block runtimes: the `aios` command's entry point (`main` of src/cli/main.ts) running
  *    `block-runtime --block-id bench-block --instance i0=<instance>` with every port 0 and no
  *    policies (the executor routes round-robin over its one instance): what `bun run src/cli/main.ts
- *    block-runtime ...` runs;
+ *    block-runtime ...` runs. Two of them (BENCH_AUTH, default `both`):
+ *    - auth off (`off`): AIOS_ANONYMOUS=1, clients send no token (the local development setup);
+ *    - auth on (`on`): what a controller starts: AIOS_TOKEN (its own credential, presented to the
+ *      instance when the task channel opens) and --controller, where the clients' token (scope
+ *      infer:bench-block, sent as `authorization: Bearer` metadata) is verified (`GET /auth/whoami`,
+ *      served by this process; cached 5 s by the runtime, so asked once per 5 s, printed at the end);
  *  - the load generator: this process, closed loop (each of N workers sends its next request when the
  *    previous one answered), so "in flight" is N.
- * Both children also stop when their stdin closes, so none outlives the load generator, even killed.
+ * The children also stop when their stdin closes, so none outlives the load generator, even killed.
  *
  * Paths, each request with a unique (session_id, seq_no) so the instance's repeat cache never answers:
  *  - direct (fetch): keep-alive `fetch` POST of the task JSON to the instance's `/task`;
@@ -21,7 +27,8 @@
  *  - executor (raw h2): the same call as one node:http2 stream with the gRPC frame written by hand,
  *    the cheapest client there is. The machine's cores are shared by all three processes, so what a
  *    client costs the load generator is taken from the block runtime: this line shows the executor
- *    with the least client in the way.
+ *    with the least client in the way;
+ *  - `exec+auth (...)`: the same three clients against the auth-on runtime, with the token.
  *
  * Per concurrency level: a warm-up of every path, then BENCH_ROUNDS rounds; a round runs each path in
  * turn for BENCH_ROUND_MS, so machine noise hits every path alike. For each round and path: requests
@@ -38,17 +45,19 @@
  * client's own CPU (the `gen` column: Connect's costs several times the executor's) is taken from
  * the executor; a gRPC client in C (Python's, Go's) costs about what the raw client does. The other
  * executor lines show theirs in parentheses.
- * Environment and flags: `--quick` or BENCH_QUICK=1 (about 20 s: 3 rounds of 400 ms), BENCH_ROUNDS
+ * Environment and flags: `--quick` or BENCH_QUICK=1 (about 35 s: 3 rounds of 400 ms), BENCH_ROUNDS
  * (default 5), BENCH_ROUND_MS (default 1500), BENCH_WARMUP_MS (per path and level, default 500),
  * BENCH_LEVELS (comma separated, default 1,16,128), BENCH_CPU_PROF=DIR (both children write a CPU
- * profile there, .cpuprofile and .md, when they stop). A full run takes about 100 s.
+ * profile there, .cpuprofile and .md, when they stop), BENCH_AUTH (off, on or both; default both). A
+ * full run takes about 100 s per runtime (BENCH_AUTH=both: about 170 s).
  *   npx bun run test/bench/executor.ts [--quick]
  */
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { connect as http2Connect, type IncomingHttpHeaders } from "node:http2";
 import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { createClient } from "@connectrpc/connect";
+import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { Subprocess } from "bun";
 import {
@@ -218,7 +227,7 @@ const selfCpuUs = (): number => {
  * 5-byte gRPC frame written by hand, no interceptors, streams or abort signals. It shows what the
  * executor costs when the client costs little (the machine's cores are shared by all three processes).
  */
-const rawGrpcClient = (baseUrl: string) => {
+const rawGrpcClient = (baseUrl: string, token?: string) => {
   const session = http2Connect(baseUrl);
   session.on("error", () => {}); // a broken session fails its requests, which report it
   const headers = {
@@ -226,6 +235,7 @@ const rawGrpcClient = (baseUrl: string) => {
     ":path": "/InferenceProxy/infer",
     "content-type": "application/grpc",
     te: "trailers",
+    ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
   };
   const infer = (rpcData: Uint8Array) =>
     new Promise<InferenceResponse>((resolve, reject) => {
@@ -269,6 +279,8 @@ const rawGrpcClient = (baseUrl: string) => {
 
 interface Path {
   name: string;
+  /** The block runtime it goes through (its CPU is the `exec` column); none for the direct path. */
+  runtimePid?: number;
   /** Sends one request with this (session, seq) and resolves once its answer was checked. */
   call(session: string, seq: number): Promise<void>;
 }
@@ -333,20 +345,66 @@ const main = async (): Promise<void> => {
     return n;
   });
 
+  const AUTH = process.env.BENCH_AUTH ?? "both";
+  if (!["off", "on", "both"].includes(AUTH)) throw new Error(`BENCH_AUTH: '${AUTH}' is not off, on or both`);
+
+  // The block's credential (what a controller gives its workloads) and a client's token, which the
+  // auth-on runtime verifies at this stand-in for the controller's `GET /auth/whoami`.
+  const ownToken = `aios-bench-block-${randomBytes(16).toString("hex")}`;
+  const userToken = `aios-bench-client-${randomBytes(16).toString("hex")}`;
+  let whoamiAsked = 0;
+  const verifier = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch(req) {
+      if (new URL(req.url).pathname !== "/auth/whoami") return new Response("not found", { status: 404 });
+      whoamiAsked += 1;
+      if (req.headers.get("authorization") !== `Bearer ${userToken}`) {
+        return Response.json({ error: { code: "unauthenticated", message: "no" } }, { status: 401 });
+      }
+      return Response.json({
+        principal: { id: "tok_benchclient0", name: "bench client", scopes: ["infer:bench-block"] },
+      });
+    },
+  });
+
   const t0 = performance.now();
   const instance = spawn(["run", SELF], {
     [ROLE_ENV]: "instance",
     AIOS_INSTANCE_ID: "i0",
     AIOS_BLOCK_ID: "bench-block",
     AIOS_INSTANCE_PORT: "0",
+    AIOS_TOKEN: ownToken,
+    AIOS_ANONYMOUS: "1",
+    AIOS_CONTROLLER_URL: "",
   });
   const instanceUrl = (await waitForListening(instance, ["instance"], 30_000)).get("instance")!;
-  const runtime = spawn(["run", SELF, ...blockRuntimeArgs("bench-block", [["i0", instanceUrl]])], {
-    [ROLE_ENV]: "block-runtime",
-  });
-  const grpcUrl = (await waitForListening(runtime, ["grpc"], 30_000)).get("grpc")!;
+  const startRuntime = async (auth: boolean) => {
+    const args = blockRuntimeArgs("bench-block", [["i0", instanceUrl]]);
+    const child = spawn(
+      [
+        "run",
+        SELF,
+        ...args,
+        ...(auth
+          ? ["--controller", `http://127.0.0.1:${verifier.port}`, "--block", '{"id":"bench-block"}']
+          : []),
+      ],
+      auth
+        ? { [ROLE_ENV]: "block-runtime", AIOS_TOKEN: ownToken, AIOS_ANONYMOUS: "", AIOS_CONTROLLER_URL: "" }
+        : { [ROLE_ENV]: "block-runtime", AIOS_TOKEN: "", AIOS_ANONYMOUS: "1", AIOS_CONTROLLER_URL: "" },
+    );
+    const url = (await waitForListening(child, ["grpc"], 30_000)).get("grpc")!;
+    return { child, url };
+  };
+  const runtimes = {
+    ...(AUTH !== "on" ? { off: await startRuntime(false) } : {}),
+    ...(AUTH !== "off" ? { on: await startRuntime(true) } : {}),
+  };
   console.log(
-    `started instance ${instanceUrl} (pid ${instance.pid}) and block runtime ${grpcUrl} (pid ${runtime.pid}) in ${Math.round(performance.now() - t0)} ms`,
+    `started instance ${instanceUrl} (pid ${instance.pid}) and block runtime(s) ${Object.entries(runtimes)
+      .map(([auth, r]) => `auth ${auth} ${r.url} (pid ${r.child.pid})`)
+      .join(", ")} in ${Math.round(performance.now() - t0)} ms`,
   );
 
   const taskUrl = `${instanceUrl}/task`;
@@ -379,31 +437,52 @@ const main = async (): Promise<void> => {
       AIOSPacketSchema,
       create(AIOSPacketSchema, { sessionId: session, seqNo: BigInt(n), data: DATA_JSON, ts }),
     );
-  const connectClient = createClient(InferenceProxy, createGrpcTransport({ baseUrl: grpcUrl }));
-  const connect: Path = {
-    name: "executor (connect)",
-    async call(session, n) {
-      const res = await connectClient.infer({ rpcData: rpcData(session, n) });
-      if (!res.message) throw new Error(`executor (connect): ${res.error}`);
-    },
+  const closers: (() => void)[] = [];
+  /** The three clients of one runtime; with a token, each call carries it as metadata. */
+  const executorPaths = (grpcUrl: string, runtimePid: number, token?: string): Path[] => {
+    const label = token === undefined ? "executor" : "exec+auth";
+    const withToken: Interceptor[] =
+      token === undefined
+        ? []
+        : [
+            (next) => (req) => {
+              req.header.set("authorization", `Bearer ${token}`);
+              return next(req);
+            },
+          ];
+    const connectClient = createClient(
+      InferenceProxy,
+      createGrpcTransport({ baseUrl: grpcUrl, interceptors: withToken }),
+    );
+    const grpcJs = grpcJsInferenceClient(
+      grpcUrl.replace(/^http:\/\//, ""),
+      token === undefined ? {} : { token },
+    );
+    const raw = rawGrpcClient(grpcUrl, token);
+    closers.push(grpcJs.close, raw.close);
+    const path = (client: string, infer: (data: Uint8Array) => Promise<InferenceResponse>): Path => {
+      const name = `${label} (${client})`;
+      return {
+        name,
+        runtimePid,
+        async call(session, n) {
+          const res = await infer(rpcData(session, n));
+          if (!res.message) throw new Error(`${name}: ${res.error}`);
+        },
+      };
+    };
+    return [
+      path("connect", (d) => connectClient.infer({ rpcData: d })),
+      path("grpc-js", grpcJs.infer),
+      path("raw h2", raw.infer),
+    ];
   };
-  const grpcJs = grpcJsInferenceClient(grpcUrl.replace(/^http:\/\//, ""));
-  const grpcJsPath: Path = {
-    name: "executor (grpc-js)",
-    async call(session, n) {
-      const res = await grpcJs.infer(rpcData(session, n));
-      if (!res.message) throw new Error(`executor (grpc-js): ${res.error}`);
-    },
-  };
-  const raw = rawGrpcClient(grpcUrl);
-  const rawPath: Path = {
-    name: "executor (raw h2)",
-    async call(session, n) {
-      const res = await raw.infer(rpcData(session, n));
-      if (!res.message) throw new Error(`executor (raw h2): ${res.error}`);
-    },
-  };
-  const paths = [direct, connect, grpcJsPath, rawPath];
+  const paths = [
+    direct,
+    ...(runtimes.off ? executorPaths(runtimes.off.url, runtimes.off.child.pid) : []),
+    ...(runtimes.on ? executorPaths(runtimes.on.url, runtimes.on.child.pid, userToken) : []),
+  ];
+  const isRaw = (p: Path) => p.name.endsWith("(raw h2)");
 
   const results = new Map<number, PathResult[]>();
   for (const level of LEVELS) {
@@ -416,10 +495,11 @@ const main = async (): Promise<void> => {
     for (let r = 0; r < ROUNDS; r++) {
       for (const [i, p] of paths.entries()) {
         const acc = perPath[i]!;
-        const before = { gen: selfCpuUs(), exec: procCpuUs(runtime.pid), inst: procCpuUs(instance.pid) };
+        const execCpu = () => (p.runtimePid === undefined ? 0 : procCpuUs(p.runtimePid));
+        const before = { gen: selfCpuUs(), exec: execCpu(), inst: procCpuUs(instance.pid) };
         const round = await runLoad(p, level, ROUND_MS, `l${level}-r${r}-p${i}`);
         acc.cpu.gen += selfCpuUs() - before.gen;
-        acc.cpu.exec += procCpuUs(runtime.pid) - before.exec;
+        acc.cpu.exec += execCpu() - before.exec;
         acc.cpu.inst += procCpuUs(instance.pid) - before.inst;
         acc.rounds.push(round);
         acc.answered += round.n;
@@ -428,8 +508,8 @@ const main = async (): Promise<void> => {
     results.set(level, perPath);
     console.error(`level ${level} in flight done (${Math.round((performance.now() - t0) / 1000)} s)`);
   }
-  grpcJs.close();
-  raw.close();
+  for (const close of closers) close();
+  verifier.stop(true);
 
   // The table.
   const col = (s: string, w: number) => s.padStart(w);
@@ -440,10 +520,10 @@ const main = async (): Promise<void> => {
     `\nexecutor overhead: ${ROUNDS} rounds of ${ROUND_MS} ms per path and level, alternating; medians over rounds`,
   );
   console.log(
-    `${"".padEnd(38)}${"latency ms".padStart(13)}${"vs direct, paired".padStart(25)}${"cpu µs/req".padStart(16)}`,
+    `${"".padEnd(42)}${"latency ms".padStart(13)}${"vs direct, paired".padStart(25)}${"cpu µs/req".padStart(16)}`,
   );
   console.log(
-    `${"in flight".padEnd(10)}${"path".padEnd(20)}${col("req/s", 8)}${col("p50", 8)}${col("p99", 8)}` +
+    `${"in flight".padEnd(10)}${"path".padEnd(24)}${col("req/s", 8)}${col("p50", 8)}${col("p99", 8)}` +
       `${col("thr x", 7)}${col("+p50", 9)}${col("+p99", 9)}` +
       `${col("gen", 6)}${col("exec", 6)}${col("inst", 6)}  target`,
   );
@@ -460,10 +540,10 @@ const main = async (): Promise<void> => {
       let target = "";
       if (i > 0 && level === 1) target = `+p50 <= 0.5 ms ${add50 <= 0.5 ? "PASS" : "MISS"}`;
       if (i > 0 && level === 128) target = `thr >= 0.60x ${ratio >= 0.6 ? "PASS" : "MISS"}`;
-      if (target && p === rawPath) verdicts.push(`${level} in flight: ${target}`);
-      if (target && p !== rawPath) target = `(${target})`;
+      if (target && isRaw(p)) verdicts.push(`${level} in flight, ${p.name}: ${target}`);
+      if (target && !isRaw(p)) target = `(${target})`;
       console.log(
-        `${String(level).padEnd(10)}${p.name.padEnd(20)}` +
+        `${String(level).padEnd(10)}${p.name.padEnd(24)}` +
           `${num(median(res.rounds.map((r) => r.rps)), 0, 8)}` +
           `${num(median(res.rounds.map((r) => r.p50)), 3, 8)}${num(median(res.rounds.map((r) => r.p99)), 3, 8)}` +
           `${i === 0 ? col("", 7) : col(`${ratio.toFixed(2)}x`, 7)}${signed(add50, 9)}${signed(add99, 9)}` +
@@ -472,6 +552,24 @@ const main = async (): Promise<void> => {
     }
   }
   if (verdicts.length > 0) console.log(`targets (executor via raw h2): ${verdicts.join("; ")}`);
+  if (runtimes.off && runtimes.on) {
+    // The cost of the check: each auth-on path against its auth-off twin, per level (medians of rounds).
+    console.log("\nauth on vs off (same client, medians over rounds): req/s ratio, p50 ms off -> on");
+    for (const [level, perPath] of results) {
+      const cells: string[] = [];
+      for (const [i, p] of paths.entries()) {
+        if (!p.name.startsWith("exec+auth")) continue;
+        const twin = paths.findIndex((q) => q.name === p.name.replace("exec+auth", "executor"));
+        const on = perPath[i]!.rounds;
+        const off = perPath[twin]!.rounds;
+        const rps = median(on.map((r) => r.rps)) / median(off.map((r) => r.rps));
+        const p50 = (rs: Round[]) => median(rs.map((r) => r.p50)).toFixed(3);
+        cells.push(`${p.name.slice("exec+auth ".length)} ${rps.toFixed(2)}x ${p50(off)} -> ${p50(on)}`);
+      }
+      console.log(`${String(level).padEnd(10)}${cells.join("   ")}`);
+    }
+  }
+  if (runtimes.on) console.log(`token checks at the controller during the run: ${whoamiAsked}`);
 };
 
 // ---------------------------------------------------------------------------------------------

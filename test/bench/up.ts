@@ -49,7 +49,8 @@ const once = async (dataDir: string, env?: Record<string, string>): Promise<Samp
       data: JSON.stringify({ text: "I love this phone" }),
       ts: Date.now() / 1000,
     });
-    const res = await client.infer({ rpcData: toBinary(AIOSPacketSchema, packet) });
+    // The admin token aios up saved (every call needs a token).
+    const res = await client.infer({ rpcData: toBinary(AIOSPacketSchema, packet) }, { headers: up.auth });
     if (!res.message) throw new Error("the first inference did not succeed");
     const sample = { listening, firstInference: performance.now() - began };
     const code = await up.stop();

@@ -251,10 +251,28 @@ describe("aios block-runtime", () => {
     });
     expect(await quiet(["block-runtime", "--block-id", "b", "--port", "70000"])).toMatchObject({ code: 2 });
     expect(
-      await quiet(["block-runtime", "--block-id", "b", "--block", '{"minInstances": -1}']),
+      await quiet(["block-runtime", "--block-id", "b", "--anonymous", "--block", '{"minInstances": -1}']),
     ).toMatchObject({
       code: 2,
       stderr: expect.stringContaining("block.minInstances"),
     });
+  });
+
+  test("a block runtime that could check no token refuses to start", async () => {
+    const saved = { token: process.env.AIOS_TOKEN, anonymous: process.env.AIOS_ANONYMOUS };
+    const controller = process.env.AIOS_CONTROLLER_URL;
+    delete process.env.AIOS_TOKEN;
+    delete process.env.AIOS_ANONYMOUS;
+    delete process.env.AIOS_CONTROLLER_URL;
+    try {
+      expect(await quiet(["block-runtime", "--block-id", "b", "--block", "{}"])).toMatchObject({
+        code: 2,
+        stderr: expect.stringContaining("no way to check a caller's token"),
+      });
+    } finally {
+      if (saved.token !== undefined) process.env.AIOS_TOKEN = saved.token;
+      if (saved.anonymous !== undefined) process.env.AIOS_ANONYMOUS = saved.anonymous;
+      if (controller !== undefined) process.env.AIOS_CONTROLLER_URL = controller;
+    }
   });
 });

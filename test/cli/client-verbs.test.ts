@@ -16,7 +16,7 @@ import { type RunningGateway, startGateway } from "../../src/gateway/serve.ts";
 import { installBuiltinPolicies } from "../../src/policy/builtins.ts";
 import { PolicyStore } from "../../src/policy/store.ts";
 import { type AiosUp, startAiosUp } from "../support/aios-up.ts";
-import { childEnv, Processes, ROOT } from "../support/processes.ts";
+import { aiosProcess, Processes, ROOT } from "../support/processes.ts";
 import { filteredBlockSpec } from "../support/spec-samples.ts";
 
 setDefaultTimeout(120_000);
@@ -27,22 +27,6 @@ const GOOD = `cv-good-${RUN}`;
 const HUNG = `cv-hung-${RUN}`;
 const COMPONENT = `model.cv-sentiment-${RUN}:1.0.0`;
 const BLOCK = `cv-block-${RUN}`;
-
-/** Runs `aios ...args` as a real process; the exit status, stdout and stderr. */
-const aiosProcess = async (env: Record<string, string>, ...args: string[]) => {
-  const proc = Bun.spawn([process.execPath, "run", "src/cli/main.ts", ...args], {
-    cwd: ROOT,
-    env: childEnv(env),
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [stdout, stderr, status] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  return { status, stdout, stderr };
-};
 
 /** Runs `aios ...args`; the exit status, and stdout and stderr with when each line came. */
 const aios = async (...args: string[]) => {
@@ -112,11 +96,14 @@ describe("aios client verbs", () => {
       });
       expect(res.status).toBe(201);
     }
+    // The registry and gateway here are the library's, without tokens: the controller as well
+    // (test/auth/cli.test.ts and the describe below run the verbs with tokens, against aios up).
     const controller = procs.bun("controller", [
       "run",
       "src/cli/main.ts",
       "controller",
       ...["--cluster-id", GOOD, "--registry", registryUrl, "--port", "0", "--run-dir", join(work, "run")],
+      "--anonymous",
     ]);
     controllerUrl = (await controller.listening(["controller"], 60_000)).controller!;
     // A controller that accepts connections and never answers: its dry run times out.
@@ -389,14 +376,17 @@ describe("aios client verbs", () => {
   });
 });
 
-/** As a user runs it: `aios up`, then the client verbs as processes, the gateway from $AIOS_GATEWAY_URL. */
+/**
+ * As a user runs it: `aios up`, then the client verbs as processes, the gateway from $AIOS_GATEWAY_URL
+ * and the admin token from the file aios up saved ($AIOS_DATA_DIR/admin-token).
+ */
 describe("aios client verbs against aios up", () => {
   let up: AiosUp;
   let env: Record<string, string> = {};
   const work = mkdtempSync(join(tmpdir(), "aios-client-up-"));
   beforeAll(async () => {
     up = await startAiosUp();
-    env = { AIOS_GATEWAY_URL: up.gatewayUrl };
+    env = { AIOS_GATEWAY_URL: up.gatewayUrl, AIOS_DATA_DIR: up.dataDir };
   });
   afterAll(async () => {
     if (up) expect(await up.stop()).toBe(0);

@@ -64,7 +64,8 @@ const waitForListening = async (
 
 describe("aios registry", () => {
   test("serves clusters and metrics over real HTTP and stops on SIGTERM", async () => {
-    const child = aios("registry", "--port", "0", "--metrics-port", "0");
+    // Without tokens (test/auth/registry.test.ts runs the verb with them).
+    const child = aios("registry", "--port", "0", "--metrics-port", "0", "--anonymous");
     try {
       const { urls } = await waitForListening(child.stdout, ["registry", "metrics"], 45_000);
       const registry = urls.get("registry")!;

@@ -5,6 +5,9 @@
  * requests: none may fail, the executor records the failure, the health checker sees it, the metrics
  * count what each instance served; then the mapper swaps it for a fresh instance without a restart.
  *
+ * Every call presents the block's token (AIOS_TOKEN of the block runtime and of the instances, which
+ * know it as their own): gRPC metadata, HTTP Authorization, the executor's task channel upgrade.
+ *
  * The tests run in order and share the processes and a tally of which instance answered each request.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -16,12 +19,15 @@ import {
   Http2SessionManager,
 } from "@connectrpc/connect-node";
 import { InferenceProxy, type InferenceResponse } from "../../src/gen/inference_pb.ts";
-import { grpcJsInferenceClient } from "../support/grpc.ts";
+import { bearer, grpcJsInferenceClient } from "../support/grpc.ts";
 import { blockRuntimeArgs, type Child, hostPort, Processes } from "../support/processes.ts";
 import { HELD_OUT, textPacket } from "../support/sentiment.ts";
 
 const BLOCK_ID = "sentiment-e2e";
 const LISTENERS = ["grpc", "metrics", "executor", "mapper", "autoscaler", "health-checker"] as const;
+/** The workloads' credential (what a controller gives them as AIOS_TOKEN). */
+const TOKEN = "aios-e2e-block-runtime-token";
+const AUTH = { authorization: `Bearer ${TOKEN}` };
 
 const procs = new Processes();
 const instances = new Map<string, { child: Child; url: string }>();
@@ -39,7 +45,7 @@ const closers: (() => void)[] = [];
 
 const startInstance = async (id: string) => {
   const child = procs.bun(id, ["examples/sentiment/instance.ts"], {
-    env: { AIOS_INSTANCE_ID: id, AIOS_BLOCK_ID: BLOCK_ID, AIOS_INSTANCE_PORT: "0" },
+    env: { AIOS_INSTANCE_ID: id, AIOS_BLOCK_ID: BLOCK_ID, AIOS_INSTANCE_PORT: "0", AIOS_TOKEN: TOKEN },
   });
   const { instance } = await child.listening(["instance"]);
   instances.set(id, { child, url: instance! });
@@ -84,7 +90,7 @@ const stream = async (total: number, inFlight: number, onDone?: (done: number) =
 const postJson = async (url: string, body: unknown, method = "POST") => {
   const res = await fetch(url, {
     method,
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...AUTH },
     body: JSON.stringify(body),
   });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
@@ -112,7 +118,9 @@ beforeAll(async () => {
   const started = await Promise.all(
     ["inst-0", "inst-1", "inst-2"].map(async (id) => [id, await startInstance(id)]),
   );
-  block = procs.bun("block-runtime", ["run", "src/cli/main.ts", ...blockRuntimeArgs(BLOCK_ID, started)]);
+  block = procs.bun("block-runtime", ["run", "src/cli/main.ts", ...blockRuntimeArgs(BLOCK_ID, started)], {
+    env: { AIOS_TOKEN: TOKEN },
+  });
   urls = (await block.listening(LISTENERS)) as typeof urls;
 
   const grpcUrl = urls.grpc;
@@ -129,7 +137,10 @@ beforeAll(async () => {
     {
       name: "connect gRPC",
       infer: connectClient(
-        createClient(InferenceProxy, createGrpcTransport({ baseUrl: grpcUrl, sessionManager: h2() })),
+        createClient(
+          InferenceProxy,
+          createGrpcTransport({ baseUrl: grpcUrl, sessionManager: h2(), interceptors: [bearer(TOKEN)] }),
+        ),
       ),
     },
     {
@@ -137,7 +148,12 @@ beforeAll(async () => {
       infer: connectClient(
         createClient(
           InferenceProxy,
-          createConnectTransport({ baseUrl: grpcUrl, httpVersion: "2", sessionManager: h2() }),
+          createConnectTransport({
+            baseUrl: grpcUrl,
+            httpVersion: "2",
+            sessionManager: h2(),
+            interceptors: [bearer(TOKEN)],
+          }),
         ),
       ),
     },
@@ -146,12 +162,17 @@ beforeAll(async () => {
       infer: connectClient(
         createClient(
           InferenceProxy,
-          createGrpcWebTransport({ baseUrl: grpcUrl, httpVersion: "2", sessionManager: h2() }),
+          createGrpcWebTransport({
+            baseUrl: grpcUrl,
+            httpVersion: "2",
+            sessionManager: h2(),
+            interceptors: [bearer(TOKEN)],
+          }),
         ),
       ),
     },
   );
-  const grpcJs = grpcJsInferenceClient(hostPort(grpcUrl));
+  const grpcJs = grpcJsInferenceClient(hostPort(grpcUrl), { token: TOKEN });
   closers.push(() => grpcJs.close());
   clients.push({ name: "grpc-js", infer: grpcJs.infer });
 });
@@ -190,6 +211,8 @@ describe("aios block-runtime with three sentiment instances (processes)", () => 
         urls.grpc,
         "--protocol",
         protocol,
+        "--token",
+        TOKEN,
         ...texts.map(([text]) => text),
       ]);
       expect(await cli.exited).toBe(0);
@@ -213,6 +236,21 @@ describe("aios block-runtime with three sentiment instances (processes)", () => 
     ]);
     expect(await bad.exited).toBe(2);
     expect(bad.stderr).toContain("--protocol must be grpc, connect or grpc-web");
+  });
+
+  test("a call without the block's token is refused (UNAUTHENTICATED), as is one with a wrong token", async () => {
+    const anonymous = grpcJsInferenceClient(hostPort(urls.grpc));
+    const wrong = grpcJsInferenceClient(hostPort(urls.grpc), { token: "not-the-token" });
+    try {
+      const packet = textPacket(HELD_OUT[0]![0], `e2e-refused-${session}`);
+      await expect(anonymous.infer(packet)).rejects.toMatchObject({ code: 16 });
+      await expect(wrong.infer(packet)).rejects.toMatchObject({ code: 16 });
+      const res = await fetch(`${urls.metrics}/metrics/json`);
+      expect(res.status).toBe(401);
+    } finally {
+      anonymous.close();
+      wrong.close();
+    }
   });
 
   test("a refusal by the instance comes back as message false with the instance's reason", async () => {
@@ -259,10 +297,10 @@ describe("aios block-runtime with three sentiment instances (processes)", () => 
   });
 
   test("executor metrics (Prometheus and JSON) count what each instance served", async () => {
-    const text = await (await fetch(`${urls.metrics}/metrics`)).text();
+    const text = await (await fetch(`${urls.metrics}/metrics`, { headers: AUTH })).text();
     const requests = promCounters(text, "requests_total");
     const errors = promCounters(text, "errors_total");
-    const json = (await (await fetch(`${urls.metrics}/metrics/json`)).json()) as {
+    const json = (await (await fetch(`${urls.metrics}/metrics/json`, { headers: AUTH })).json()) as {
       instances: Record<string, { requests_total: number; errors_total: number; in_flight: number }>;
       requests_total: number;
     };
@@ -287,7 +325,7 @@ describe("aios block-runtime with three sentiment instances (processes)", () => 
 
     // The live instances' own counts agree: each ran exactly the tasks it answered.
     for (const id of ["inst-0", "inst-2"]) {
-      const own = (await (await fetch(`${instances.get(id)!.url}/metrics`)).json()) as {
+      const own = (await (await fetch(`${instances.get(id)!.url}/metrics`, { headers: AUTH })).json()) as {
         tasks_total: number;
         custom: Record<string, number>;
       };
@@ -324,7 +362,7 @@ describe("aios block-runtime with three sentiment instances (processes)", () => 
     expect(delta("inst-3")).toBeGreaterThan(0);
     expect(delta("inst-0") + delta("inst-2") + delta("inst-3")).toBe(60);
 
-    const json = (await (await fetch(`${urls.metrics}/metrics/json`)).json()) as {
+    const json = (await (await fetch(`${urls.metrics}/metrics/json`, { headers: AUTH })).json()) as {
       instances: Record<string, { requests_total: number; errors_total: number }>;
     };
     expect(Object.keys(json.instances).sort()).toEqual(["inst-0", "inst-2", "inst-3"]);

@@ -4,11 +4,15 @@
  * generated from this repository's proto/ at test time into a `protos` package, as the client imports
  * them (`from protos import inference_pb2, inference_pb2_grpc, payload_pb2`).
  *
+ * The specification's client sends no token, so the block runs with anonymous access on
+ * (AIOS_ANONYMOUS=1, local development); a variant passes `metadata=(("authorization", "Bearer ..."),)`,
+ * which the block checks even so (a wrong token is UNAUTHENTICATED).
+ *
  * Needs Debian's python3-grpcio, python3-protobuf and python3-grpc-tools for /usr/bin/python3 (.ci/run
  * installs them when it can); skipped without them, so a machine without Python still passes.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { blockRuntimeArgs, type Child, childEnv, hostPort, Processes, ROOT } from "../support/processes.ts";
@@ -28,6 +32,20 @@ const pythonRuns = (code: string): boolean => {
 const noPython = !pythonRuns("import grpc, google.protobuf, grpc_tools.protoc");
 
 const BLOCK_ID = "sentiment-python";
+/** The block runtime's own credential (AIOS_TOKEN), which the metadata variant presents. */
+const TOKEN = "aios-e2e-python-token";
+
+/** The specification's call with the token as gRPC metadata, importing client.py's packet. */
+const WITH_METADATA = `import os, grpc
+import client
+from protos import inference_pb2, inference_pb2_grpc
+
+stub = inference_pb2_grpc.InferenceProxyStub(grpc.insecure_channel(client.TARGET))
+request = inference_pb2.InferenceMessage(rpc_data=client.create_aios_packet().SerializeToString())
+response = stub.infer(request, metadata=(("authorization", "Bearer " + os.environ["AIOS_TOKEN"]),))
+print("Inference response:", response.message)
+print("instance_id:", response.instance_id)
+`;
 const procs = new Processes();
 let dir = "";
 let target = "";
@@ -41,12 +59,16 @@ interface Run {
 }
 
 /** Runs the client (copied into `dir`, beside its generated `protos`) with `args` and `env`. */
-const runClient = async (args: string[], env: Record<string, string> = {}): Promise<Run> => {
+const runClient = async (
+  args: string[],
+  env: Record<string, string> = {},
+  script = "client.py",
+): Promise<Run> => {
   const base = childEnv(env);
   delete base.PYTHONHOME;
   // gRPC's C core honours proxy variables: the block is on loopback, reached directly.
   for (const k of ["http_proxy", "https_proxy", "grpc_proxy", "HTTP_PROXY", "HTTPS_PROXY"]) delete base[k];
-  const proc = Bun.spawn([PYTHON, join(dir, "client.py"), ...args], {
+  const proc = Bun.spawn([PYTHON, join(dir, script), ...args], {
     cwd: dir,
     env: { ...base, PYTHONPATH: dir, PYTHONDONTWRITEBYTECODE: "1" },
     stdout: "pipe",
@@ -89,6 +111,7 @@ describe("the specification's Python client against aios block-runtime", () => {
     );
     if (gen.exitCode !== 0) throw new Error(`grpc_tools.protoc failed: ${gen.stderr.toString()}`);
     copyFileSync(join(ROOT, "examples/python-client/client.py"), join(dir, "client.py"));
+    writeFileSync(join(dir, "with_metadata.py"), WITH_METADATA);
 
     const started: [string, string][] = await Promise.all(
       ["py-0", "py-1"].map(async (id): Promise<[string, string]> => {
@@ -99,11 +122,13 @@ describe("the specification's Python client against aios block-runtime", () => {
         return [id, instance!];
       }),
     );
-    const block = procs.bun("block-runtime", [
-      "run",
-      "src/cli/main.ts",
-      ...blockRuntimeArgs(BLOCK_ID, started),
-    ]);
+    const block = procs.bun(
+      "block-runtime",
+      ["run", "src/cli/main.ts", ...blockRuntimeArgs(BLOCK_ID, started)],
+      {
+        env: { AIOS_ANONYMOUS: "1", AIOS_TOKEN: TOKEN },
+      },
+    );
     const { grpc } = await block.listening(["grpc"]);
     target = hostPort(grpc!);
   });
@@ -177,6 +202,30 @@ describe("the specification's Python client against aios block-runtime", () => {
     expect(run.fields["Inference response"]).toBe("False");
     expect(run.fields.error).toBe("invalid_input: data.text is empty");
   });
+
+  test.skipIf(noPython)(
+    "the token as gRPC metadata: checked, and a wrong one is UNAUTHENTICATED",
+    async () => {
+      const run = await runClient(
+        [target],
+        { AIOS_TOKEN: TOKEN, AIOS_SESSION_ID: "python-token" },
+        "with_metadata.py",
+      );
+      expect(run.stderr).toBe("");
+      expect(run.code).toBe(0);
+      expect(run.fields["Inference response"]).toBe("True");
+      expect(["py-0", "py-1"]).toContain(run.fields.instance_id!);
+
+      const wrong = await runClient(
+        [target],
+        { AIOS_TOKEN: "not-the-token", AIOS_SESSION_ID: "python-wrong-token" },
+        "with_metadata.py",
+      );
+      expect(wrong.code).not.toBe(0);
+      expect(wrong.stderr).toContain("StatusCode.UNAUTHENTICATED");
+      expect(wrong.stderr).toContain("the token is not valid");
+    },
+  );
 
   test.skipIf(noPython)("a packet the block cannot read is INVALID_ARGUMENT naming the field", async () => {
     const run = await runClient([target], { AIOS_SESSION_ID: "python-bad", AIOS_TASK_DATA: "not json" });

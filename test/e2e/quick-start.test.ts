@@ -1,10 +1,12 @@
 /**
- * The README's quick start, as a new user runs it: `aios up` on a fresh data directory, the `aios infer`
- * command it prints pasted into a shell, Ctrl-C leaving no process behind, and a second `aios up` on
- * the same directory finding the same blocks and serving them again.
+ * The README's quick start, as a new user runs it: `aios up` on a fresh data directory, printing the
+ * admin token once (saved, mode 0600, where the CLI finds it), the `aios infer` command it prints
+ * pasted into a shell, Ctrl-C leaving no process behind, and a second `aios up` on the same directory
+ * finding the same blocks and serving them again, without printing the token again.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { type AiosUp, ROOT, startAiosUp, workloadPids } from "../support/aios-up.ts";
 
 /** The command after "try" in what `aios up` printed. */
@@ -40,14 +42,29 @@ describe("the README quick start", () => {
   test("aios up, infer with the printed command, Ctrl-C leaves nothing, the next aios up resumes", async () => {
     up = await startAiosUp();
     const first = up;
+    // The admin token: printed once, saved for the CLI of this user alone; the dashboard URL carries it.
+    const token = first.adminToken!;
+    expect(token).toMatch(/^aios_[a-z0-9]{12}_[A-Za-z0-9_-]{43}$/);
+    const tokenFile = join(first.dataDir, "admin-token");
+    expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+    expect(first.output.some((l) => l.includes(`admin token ${token}`) && l.includes("shown once"))).toBe(
+      true,
+    );
+    expect(first.dashboardUrl).toBe(`${first.gatewayUrl}/#token=${token}`);
+    // Without the token the API refuses.
+    expect((await fetch(`${first.gatewayUrl}/api/blocks/demo`)).status).toBe(401);
+
+    // The command works as pasted: it names the data directory, where the CLI finds the token.
     const command = printedCommand(first.output);
     expect(command).toContain("infer demo");
-
+    expect(command).toStartWith(`AIOS_DATA_DIR=${first.dataDir} npm run aios -- `);
     const answer = await paste(command);
     expect(answer.code, answer.stderr).toBe(0);
     expect(answer.stdout).toContain('"label": "positive"');
 
-    const before = (await (await fetch(`${first.gatewayUrl}/api/blocks/demo`)).json()) as {
+    const before = (await (
+      await fetch(`${first.gatewayUrl}/api/blocks/demo`, { headers: first.auth })
+    ).json()) as {
       created_at: string;
       instances: { id: string }[];
     };
@@ -63,7 +80,14 @@ describe("the README quick start", () => {
     up = await startAiosUp({ dataDir: first.dataDir });
     const second = up;
     expect(second.output.some((l) => l.includes("block demo resumed"))).toBe(true);
-    const blocks = (await (await fetch(`${second.gatewayUrl}/api/blocks`)).json()) as {
+    // The same token, not printed again: where it is saved instead.
+    expect(second.adminToken).toBe(token);
+    expect(second.output.join("\n")).not.toContain(token);
+    expect(second.output.some((l) => l.includes(`admin token saved in ${tokenFile}`))).toBe(true);
+    expect(second.dashboardUrl).toBe(`${second.gatewayUrl}/`);
+    const blocks = (await (
+      await fetch(`${second.gatewayUrl}/api/blocks`, { headers: second.auth })
+    ).json()) as {
       id: string;
       created_at: string;
       status: string;

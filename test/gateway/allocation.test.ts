@@ -79,6 +79,8 @@ describe("POST /api/createBlock across clusters", () => {
       "src/cli/main.ts",
       "controller",
       ...["--cluster-id", id, "--registry", registryUrl, "--port", "0", "--run-dir", join(work, id)],
+      // The registry and gateway here are the library's, without tokens (test/auth covers them).
+      "--anonymous",
     ]);
     const { controller } = await child.listening(["controller"], 60_000);
     return { url: controller! };

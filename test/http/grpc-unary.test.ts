@@ -120,3 +120,68 @@ describe("grpcUnaryHandler beside Connect", () => {
     expect((await grpc.infer({ rpcData: bytes("ok") })).result).toBe("fast:ok");
   });
 });
+
+describe("grpcUnaryHandler's authorize hook (the caller checked from the metadata)", () => {
+  let server: DualServer;
+  let url: string;
+  let handled = 0;
+
+  beforeAll(async () => {
+    server = await listenDualProtocol(
+      connectNodeAdapter({ routes: (router: ConnectRouter) => router }),
+      0,
+      "127.0.0.1",
+      grpcUnaryHandler({
+        path: PATH,
+        maxMessageBytes: 1024,
+        // "Bearer slow" is checked elsewhere (50 ms), "Bearer good" at once; anything else refused.
+        authorize: async (headers) => {
+          if (headers.authorization === "Bearer slow") await Bun.sleep(50);
+          else if (headers.authorization !== "Bearer good") {
+            throw new ConnectError(`refused: ${headers.authorization ?? "no token"}`, Code.Unauthenticated);
+          }
+        },
+        handle: async (message) => {
+          handled += 1;
+          const text = new TextDecoder().decode(fromBinary(InferenceMessageSchema, message).rpcData);
+          return toBinary(
+            InferenceResponseSchema,
+            create(InferenceResponseSchema, { message: true, result: text }),
+          );
+        },
+        status: (err) =>
+          err instanceof ConnectError
+            ? { code: err.code, message: err.rawMessage }
+            : { code: 13, message: "x" },
+      }),
+    );
+    url = `http://127.0.0.1:${server.port}`;
+  });
+  afterAll(() => server?.close());
+
+  const call = (token?: string) =>
+    createClient(InferenceProxy, createGrpcTransport({ baseUrl: url }))
+      .infer(
+        { rpcData: new TextEncoder().encode("x") },
+        token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } },
+      )
+      .catch((e: unknown) => ConnectError.from(e));
+
+  test("a refusal is its status and message; the handler never runs", async () => {
+    const before = handled;
+    const none = await call();
+    expect(none).toBeInstanceOf(ConnectError);
+    expect([(none as ConnectError).code, (none as ConnectError).rawMessage]).toEqual([
+      Code.Unauthenticated,
+      "refused: no token",
+    ]);
+    const bad = (await call("bad")) as ConnectError;
+    expect([bad.code, bad.rawMessage]).toEqual([Code.Unauthenticated, "refused: Bearer bad"]);
+    expect(handled).toBe(before);
+  });
+
+  test("an accepted caller is served, also when the check takes a while", async () => {
+    expect(await call("good")).toMatchObject({ message: true, result: "x" });
+    expect(await call("slow")).toMatchObject({ message: true, result: "x" });
+  });
+});

@@ -82,7 +82,13 @@ describe("BlockEvents over HTTP to the cluster controller", () => {
       },
       {
         hostname: "127.0.0.1",
-        env: { AIOS_CONTROLLER_URL: url, AIOS_BLOCK_ID: "block-9", AIOS_INSTANCE_ID: "inst-9" },
+        // With a controller the instance checks tokens there; this fake one answers events only.
+        env: {
+          AIOS_CONTROLLER_URL: url,
+          AIOS_ANONYMOUS: "1",
+          AIOS_BLOCK_ID: "block-9",
+          AIOS_INSTANCE_ID: "inst-9",
+        },
       },
     );
     try {

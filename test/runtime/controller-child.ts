@@ -10,7 +10,7 @@ import { ROOT } from "../support/processes.ts";
 const [dataDir, runDir] = process.argv.slice(2);
 if (!dataDir || !runDir) throw new Error("usage: controller-child.ts DATA_DIR RUN_DIR");
 const store = await openStore({ dataDir });
-const driver = new ProcessDriver({ store, runDir, nodeId: "node-a" });
+const driver = new ProcessDriver({ store, runDir, nodeId: "node-a", workloadAuth: { anonymous: true } });
 const status = await driver.startInstance({
   blockId: "survivors",
   instanceId: "survivor",

@@ -40,8 +40,17 @@ const remember = (handle: string | number) => {
   return pid;
 };
 
+// Workloads without tokens (AIOS_ANONYMOUS=1), as an open controller's: token mode is test/auth's.
 const newDriver = (extra: Partial<ConstructorParameters<typeof ProcessDriver>[0]> = {}) =>
-  new ProcessDriver({ store, runDir, nodeId: "node-a", probeIntervalMs: 100, stopGraceMs: 3000, ...extra });
+  new ProcessDriver({
+    store,
+    runDir,
+    nodeId: "node-a",
+    probeIntervalMs: 100,
+    stopGraceMs: 3000,
+    workloadAuth: { anonymous: true },
+    ...extra,
+  });
 
 const records = () => store.collection("runtime_processes");
 
@@ -505,7 +514,13 @@ describe("ProcessDriver (real processes)", () => {
       });
 
       const diskStore = await openStore({ dataDir });
-      const next = new ProcessDriver({ store: diskStore, runDir, nodeId: "node-a", probeIntervalMs: 100 });
+      const next = new ProcessDriver({
+        store: diskStore,
+        runDir,
+        nodeId: "node-a",
+        probeIntervalMs: 100,
+        workloadAuth: { anonymous: true },
+      });
       try {
         expect(await next.adopt()).toEqual({ adopted: ["instance:survivors:survivor"], cleaned: [] });
         expect(await next.listInstances()).toMatchObject([{ instanceId: "survivor", state: "running" }]);

@@ -1,15 +1,16 @@
 /**
  * `aios up` as a user runs it, for end-to-end tests: a real child process (`bun src/cli/main.ts up`) on
  * free ports and a data directory of the test's (a fresh temporary one unless given), resolved once it
- * has printed its `listening` lines, that is once the demo block serves.
+ * has printed its `listening` lines, that is once the demo block serves. Every call needs a token: the
+ * admin token it printed (and saved in <dataDir>/admin-token) is `adminToken`, `auth` the headers.
  *
  * ```ts
  * const up = await startAiosUp();
  * afterAll(() => up.stop());
- * await fetch(`${up.gatewayUrl}/api/blocks/${up.demoBlockId}`);
+ * await fetch(`${up.gatewayUrl}/api/blocks/${up.demoBlockId}`, { headers: up.auth });
  * ```
  */
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Child, Processes, ROOT } from "./processes.ts";
@@ -23,6 +24,12 @@ export interface AiosUp {
   grpcUrl: string;
   demoBlockId: string;
   dataDir: string;
+  /** The admin token (from <dataDir>/admin-token); null when it runs with AIOS_ANONYMOUS=1. */
+  adminToken: string | null;
+  /** `{authorization: "Bearer <admin token>"}` (empty when anonymous), for fetch. */
+  auth: Record<string, string>;
+  /** The dashboard URL it printed (with `#token=...` on a first start). */
+  dashboardUrl: string;
   /** What `aios up` printed on stdout so far. */
   output: string[];
   child: Child;
@@ -87,7 +94,11 @@ export const startAiosUp = async (options: AiosUpOptions = {}): Promise<AiosUp> 
       }
       await Bun.sleep(20);
     }
-    const demo = (await (await fetch(`${urls.gateway}/api/blocks/demo`)).json()) as {
+    const tokenFile = join(dataDir, "admin-token");
+    const adminToken = existsSync(tokenFile) ? readFileSync(tokenFile, "utf8").trim() : null;
+    const auth: Record<string, string> = adminToken ? { authorization: `Bearer ${adminToken}` } : {};
+    const dashboard = child.stdoutLines.find((l) => l.trim().startsWith("dashboard "));
+    const demo = (await (await fetch(`${urls.gateway}/api/blocks/demo`, { headers: auth })).json()) as {
       grpc_url: string | null;
     };
     if (!demo.grpc_url) throw new Error(`the demo block has no gRPC address: ${JSON.stringify(demo)}`);
@@ -99,6 +110,9 @@ export const startAiosUp = async (options: AiosUpOptions = {}): Promise<AiosUp> 
       grpcUrl: demo.grpc_url,
       demoBlockId: "demo",
       dataDir,
+      adminToken,
+      auth,
+      dashboardUrl: dashboard?.trim().slice("dashboard ".length).trim() ?? `${urls.gateway}/`,
       output: child.stdoutLines,
       child,
       stop,

@@ -11,6 +11,11 @@
  * afterAll(() => cluster.close());
  * const { status, body } = await cluster.action("create_block", {...});
  * ```
+ *
+ * `auth: true` runs it as `aios controller` does with tokens: the registry guards with its store
+ * (where `tokens` are made: an admin one, which `call` presents, and the services' internal one, the
+ * process credential and the controller's `token` for its workloads), and the controller with
+ * controllerGuard over its own store (so it checks these tokens at the registry).
  */
 
 import { randomUUID } from "node:crypto";
@@ -19,13 +24,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { serviceToken, useServiceToken } from "../../src/auth/credential.ts";
+import { storeGuard } from "../../src/auth/index.ts";
+import { TokenStore } from "../../src/auth/tokens.ts";
 import type { RunningServers } from "../../src/cli/serve.ts";
 import { startRegistry } from "../../src/cli/serve.ts";
-import { type RunningController, startController } from "../../src/controller/serve.ts";
+import { controllerGuard, type RunningController, startController } from "../../src/controller/serve.ts";
 import { InferenceProxy } from "../../src/gen/inference_pb.ts";
 import { installBuiltinPolicies } from "../../src/policy/builtins.ts";
 import { PolicyStore } from "../../src/policy/store.ts";
-import { openStore, storeConfigFrom } from "../../src/store/index.ts";
+import { openStore, type Store, storeConfigFrom } from "../../src/store/index.ts";
 import { textPacket } from "./sentiment.ts";
 
 /** The sentiment example's instance command (examples/sentiment). */
@@ -115,8 +123,8 @@ export const pgrep = (pattern: string): number[] => {
     .filter((pid) => pid !== process.pid && pidAlive(pid));
 };
 
-/** A process's environment variable, null when unreadable. */
-const envOf = (pid: number, name: string): string | null => {
+/** A process's environment variable, null when unreadable (or unset). */
+export const envOf = (pid: number, name: string): string | null => {
   try {
     const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
     const entry = env.find((e) => e.startsWith(`${name}=`));
@@ -138,12 +146,32 @@ export class ClusterHarness {
   controller!: RunningController;
   /** Every controller started here (restarts included). */
   readonly #closers: (() => void)[] = [];
+  /** Token mode (see the header). */
+  readonly auth: boolean;
+  /** Token mode: the admin token and the services' (internal) token, made in the registry's store. */
+  tokens: { admin: string; services: string } | null = null;
+  /** What `call` and the gRPC client present; null: no token. Token mode sets the admin token. */
+  callToken: string | null = null;
+  /** Token mode: the controller's own store (opened here, so its guard can use it). */
+  #controllerStore: Store | null = null;
+  #previousCredential: string | undefined;
 
-  constructor(options: { name: string; nodes?: readonly string[]; scanIntervalMs?: number }) {
+  constructor(options: {
+    name: string;
+    nodes?: readonly string[];
+    scanIntervalMs?: number;
+    auth?: boolean;
+  }) {
     this.clusterId = `${options.name}-${this.run}`;
     this.nodes = options.nodes ?? ["node-a", "node-b"];
     this.scanIntervalMs = options.scanIntervalMs ?? 500;
+    this.auth = options.auth === true;
     this.tmp = mkdtempSync(join(tmpdir(), `aios-${options.name}-`));
+  }
+
+  /** `authorization` for `token` (default callToken); none without one. */
+  authHeader(token: string | null = this.callToken): Record<string, string> {
+    return token ? { authorization: `Bearer ${token}` } : {};
   }
 
   /** A block or vDAG controller id unique to this run. */
@@ -160,12 +188,31 @@ export class ClusterHarness {
   }
 
   async start(): Promise<void> {
-    this.registry = await startRegistry({ host: "127.0.0.1", port: 0, metricsPort: 0 });
+    if (this.auth) {
+      const store = await openStore({});
+      const made = new TokenStore(store);
+      this.tokens = {
+        admin: (await made.create({ name: "harness admin", scopes: ["admin"] }, "test")).token,
+        services: (await made.create({ name: "harness services", scopes: ["internal"] }, "test")).token,
+      };
+      this.callToken = this.tokens.admin;
+      this.#previousCredential = serviceToken();
+      useServiceToken(this.tokens.services);
+      this.registry = await startRegistry({
+        host: "127.0.0.1",
+        port: 0,
+        metricsPort: 0,
+        store,
+        guard: storeGuard(store),
+      });
+    } else {
+      this.registry = await startRegistry({ host: "127.0.0.1", port: 0, metricsPort: 0 });
+    }
     this.registryUrl = this.registry.listeners.find((l) => l.name === "registry")!.url;
     await installBuiltinPolicies(new PolicyStore(this.registry.store));
     const res = await fetch(`${this.registryUrl}/clusters`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...this.authHeader() },
       body: JSON.stringify({
         id: this.clusterId,
         status: "live",
@@ -183,30 +230,67 @@ export class ClusterHarness {
     this.controller = await this.#startController(0);
   }
 
-  #startController(port: number): Promise<RunningController> {
+  async #startController(port: number): Promise<RunningController> {
+    const config = storeConfigFrom({ dataDir: join(this.tmp, "ctl") });
+    if (!this.auth) {
+      return startController({
+        clusterId: this.clusterId,
+        port,
+        registryUrl: this.registryUrl,
+        store: config,
+        runDir: this.runDir,
+        scanIntervalMs: this.scanIntervalMs,
+      });
+    }
+    // As `aios controller` does: the store opened first, for the guard.
+    const store = await openStore(config);
+    this.#controllerStore = store;
     return startController({
       clusterId: this.clusterId,
       port,
       registryUrl: this.registryUrl,
-      store: storeConfigFrom({ dataDir: join(this.tmp, "ctl") }),
+      store,
       runDir: this.runDir,
       scanIntervalMs: this.scanIntervalMs,
+      guard: controllerGuard(store, this.registryUrl),
+      token: this.tokens!.services,
+      anonymous: false,
     });
+  }
+
+  /** Token mode: closes the store the controller was given (it keeps a store it did not open). */
+  async #closeControllerStore(): Promise<void> {
+    const store = this.#controllerStore;
+    this.#controllerStore = null;
+    await store?.close();
   }
 
   /** Stops the controller (its workloads keep running) and starts a new one on the same port. */
   async restart(): Promise<RunningController> {
     const port = Number(new URL(this.controller.url).port);
     await this.controller.stop();
+    await this.#closeControllerStore();
     this.controller = await this.#startController(port);
     return this.controller;
   }
 
-  /** `method path` on the controller with a JSON body (or a raw string); status and parsed body. */
-  async call(method: string, path: string, body?: unknown, base = this.url): Promise<ApiAnswer> {
+  /**
+   * `method path` on the controller with a JSON body (or a raw string); status and parsed body. The
+   * `token` presented defaults to callToken.
+   */
+  async call(
+    method: string,
+    path: string,
+    body?: unknown,
+    base = this.url,
+    token: string | null = this.callToken,
+  ): Promise<ApiAnswer> {
     const res = await fetch(`${base}${path}`, {
       method,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
+      headers: {
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+        ...this.authHeader(token),
+      },
       ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
       signal: AbortSignal.timeout(60_000),
     });
@@ -256,9 +340,21 @@ export class ClusterHarness {
   grpcClient(grpcUrl: string): { classify(text: string, session: string): Promise<Classification> } {
     const manager = new Http2SessionManager(grpcUrl);
     this.#closers.push(() => manager.abort());
+    const token = this.callToken;
     const client = createClient(
       InferenceProxy,
-      createGrpcTransport({ baseUrl: grpcUrl, sessionManager: manager }),
+      createGrpcTransport({
+        baseUrl: grpcUrl,
+        sessionManager: manager,
+        interceptors: token
+          ? [
+              (next) => (req) => {
+                req.header.set("authorization", `Bearer ${token}`);
+                return next(req);
+              },
+            ]
+          : [],
+      }),
     );
     return {
       classify: async (text, session) => {
@@ -304,6 +400,7 @@ export class ClusterHarness {
     for (const close of this.#closers.splice(0)) close();
     if (this.controller) {
       await this.controller.stopAll();
+      await this.#closeControllerStore();
       // stopAll closed the store: reopen it to remove this run's documents.
       const again = await openStore(storeConfigFrom({ dataDir: join(this.tmp, "ctl") }));
       try {
@@ -322,9 +419,15 @@ export class ClusterHarness {
       }
     }
     if (this.registry) {
-      await fetch(`${this.registryUrl}/clusters/${this.clusterId}`, { method: "DELETE" }).catch(() => {});
+      await fetch(`${this.registryUrl}/clusters/${this.clusterId}`, {
+        method: "DELETE",
+        headers: this.authHeader(this.tokens?.admin ?? null),
+      }).catch(() => {});
       await this.registry.stop();
+      // A store given to the registry stays open: token mode's is closed here.
+      if (this.auth) await this.registry.store.close();
     }
+    if (this.auth) useServiceToken(this.#previousCredential);
     rmSync(this.tmp, { recursive: true, force: true });
   }
 }

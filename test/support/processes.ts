@@ -226,6 +226,22 @@ export class Processes {
 }
 
 /** A listener URL -> the `host:port` a gRPC client dials. */
+/** Runs `aios ...args` as a real process; the exit status, stdout and stderr. */
+export const aiosProcess = async (env: Record<string, string>, ...args: string[]) => {
+  const proc = Bun.spawn([process.execPath, "run", "src/cli/main.ts", ...args], {
+    cwd: ROOT,
+    env: childEnv(env),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout, stderr, status] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  return { status, stdout, stderr };
+};
+
 export const hostPort = (url: string): string => new URL(url).host;
 
 /** `block-runtime --block-id ID --instance id=url ...` with every listener on a free port. */

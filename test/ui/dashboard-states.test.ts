@@ -1,7 +1,8 @@
 /**
  * The dashboard in chromium against a stand-in API (test/ui/fake-console.ts), for what the real system
  * seldom shows on demand: a failed creation and its steps, an unreachable cluster and an unhealthy node,
- * a refused scale, and a list the API fails to give (shown, then cleared when it answers again).
+ * a refused scale, a list the API fails to give (shown, then cleared when it answers again), and the
+ * sign-in form when the API wants a token.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Browser, Page } from "playwright-core";
@@ -95,6 +96,57 @@ describe.skipIf(!chromiumThere)("dashboard states (chromium, stand-in API)", () 
     await row.waitFor({ state: "detached" });
     await page.waitForFunction(() => document.querySelector("#conn")?.getAttribute("data-state") === "ok");
   }, 30_000);
+
+  test("on a 401 the sign-in form asks for a token; a #token= URL signs in and leaves the address bar", async () => {
+    const TOKEN = "aios_fakefakefake_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG";
+    fake.requireToken(TOKEN);
+    // A browser of its own: nothing kept from the other tests.
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    const p = await context.newPage();
+    p.setDefaultTimeout(15_000);
+    p.on("pageerror", (err) => pageErrors.push(err.message));
+    const form = p.locator("#signin");
+    try {
+      await p.goto(`${base}/#/clusters`);
+      await form.waitFor({ state: "visible" });
+      await expect(p.locator("#signin-result").textContent()).resolves.toBe("this gateway needs a token");
+      // No error row per list: the form says what is wrong.
+      expect(await p.locator("#errors .error-row").count()).toBe(0);
+      await shot(p, "sign-in");
+
+      await p.fill("#signin-token", "aios_wrong");
+      await p.click("#signin-submit");
+      await p.locator("#signin-result.error", { hasText: "the token was refused" }).waitFor();
+      await expect(form.isVisible()).resolves.toBe(true);
+
+      await p.fill("#signin-token", TOKEN);
+      await p.click("#signin-submit");
+      await form.waitFor({ state: "hidden" });
+      await p.locator('#cluster-list [data-cluster="local"]').waitFor();
+      await expect(p.locator("#whoami").textContent()).resolves.toBe("fake admin");
+      expect(await p.evaluate(() => localStorage.getItem("aios.token"))).toBe(TOKEN);
+
+      await p.click("#signout");
+      await form.waitFor({ state: "visible" });
+      expect(await p.evaluate(() => localStorage.getItem("aios.token"))).toBeNull();
+
+      // The URL aios up prints: the token is kept, and the fragment leaves the address bar and history.
+      await p.goto("about:blank");
+      await p.goto(`${base}/#token=${TOKEN}`);
+      await p.locator('[data-block-card="demo"]').waitFor();
+      expect(p.url()).toBe(`${base}/`);
+      await expect(form.isVisible()).resolves.toBe(false);
+      expect(await p.evaluate(() => localStorage.getItem("aios.token"))).toBe(TOKEN);
+
+      // A revoked token: the next answer is a 401, and the form comes back with the reason.
+      fake.requireToken("aios_another");
+      await form.waitFor({ state: "visible" });
+      await expect(p.locator("#signin-result").textContent()).resolves.toContain("the token was refused");
+    } finally {
+      fake.requireToken(null);
+      await context.close();
+    }
+  }, 60_000);
 
   test("the page raised no script errors", () => {
     expect(pageErrors).toEqual([]);

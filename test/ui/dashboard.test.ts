@@ -3,7 +3,8 @@
  * playwright-core against the real system of `aios up` (test/support/aios-up.ts): the demo block with
  * its instances and their nodes, the allocation steps of its creation, a policy uploaded through the
  * form (and a refused one with the API's message), and load on the block raising the instance count the
- * chart shows. Screenshots go to test-artifacts/ui/.
+ * chart shows. Screenshots go to test-artifacts/ui/. The browser signs in as a user does: by opening the
+ * dashboard URL aios up printed, with the admin token in its fragment.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
@@ -43,6 +44,11 @@ describe.skipIf(!chromiumThere)("dashboard (chromium, aios up)", () => {
     page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     page.setDefaultTimeout(20_000);
     page.on("pageerror", (err) => pageErrors.push(err.message));
+    // The printed URL signs the browser in (the token goes to localStorage, out of the address bar).
+    expect(up.dashboardUrl).toStartWith(`${up.gatewayUrl}/#token=aios_`);
+    await page.goto(up.dashboardUrl);
+    await page.waitForFunction(() => localStorage.getItem("aios.token")?.startsWith("aios_"));
+    expect(page.url()).toBe(`${up.gatewayUrl}/`);
   }, 100_000);
 
   afterAll(async () => {
@@ -54,7 +60,8 @@ describe.skipIf(!chromiumThere)("dashboard (chromium, aios up)", () => {
     await page.goto(`${up.gatewayUrl}/${hash}`);
   };
 
-  test("the gateway serves the dashboard and its files", async () => {
+  test("the gateway serves the dashboard and its files without a token; the API wants one", async () => {
+    expect((await fetch(`${up.gatewayUrl}/api/blocks`)).status).toBe(401);
     const res = await fetch(`${up.gatewayUrl}/`);
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toStartWith("text/html");
@@ -70,7 +77,9 @@ describe.skipIf(!chromiumThere)("dashboard (chromium, aios up)", () => {
     await expect(card.locator(".block-id").textContent()).resolves.toBe(up.demoBlockId);
     await expect(card.locator(".badge").first().textContent()).resolves.toBe("running");
     // The instances the API lists, each shown with its node.
-    const api = (await (await fetch(`${up.gatewayUrl}/api/blocks/${up.demoBlockId}`)).json()) as {
+    const api = (await (
+      await fetch(`${up.gatewayUrl}/api/blocks/${up.demoBlockId}`, { headers: up.auth })
+    ).json()) as {
       instances: { id: string; node_id: string }[];
     };
     expect(api.instances.length).toBeGreaterThanOrEqual(1);
@@ -136,7 +145,9 @@ describe.skipIf(!chromiumThere)("dashboard (chromium, aios up)", () => {
     const row = page.locator(`#policy-table tr[data-uri="${uri}"]`);
     await row.waitFor();
     await expect(row.textContent()).resolves.toContain("loadBalancer");
-    const listed = (await (await fetch(`${up.gatewayUrl}/api/policies`)).json()) as { uri: string }[];
+    const listed = (await (await fetch(`${up.gatewayUrl}/api/policies`, { headers: up.auth })).json()) as {
+      uri: string;
+    }[];
     expect(listed.map((p) => p.uri)).toContain(uri);
     await shot(page, "policy-uploaded");
 
@@ -155,6 +166,14 @@ describe.skipIf(!chromiumThere)("dashboard (chromium, aios up)", () => {
     expect(text).toMatch(/^4\d\d [a-z_]+: .+/);
     expect(await page.locator(`#policy-table tr[data-uri="${bad}"]`).count()).toBe(0);
     await shot(page, "policy-refused");
+
+    // The upload was audited as the signed-in admin's.
+    const audit = (await (
+      await fetch(`${up.gatewayUrl}/api/audit?service=gateway&method=POST&limit=50`, { headers: up.auth })
+    ).json()) as { path: string; actor: { name: string }; outcome: string }[];
+    const uploads = audit.filter((e) => e.path === "/api/policies");
+    expect(uploads.map((e) => e.outcome).sort()).toEqual(["refused", "success"]);
+    expect(uploads.every((e) => e.actor.name === "aios up admin")).toBe(true);
   }, 60_000);
 
   test("load on the block raises the instance count on its chart", async () => {
@@ -167,7 +186,9 @@ describe.skipIf(!chromiumThere)("dashboard (chromium, aios up)", () => {
     expect(before).toBeGreaterThanOrEqual(1);
 
     // Many concurrent requests over gRPC: in flight per instance well above the autoscaler's target.
-    const client = grpcJsInferenceClient(up.grpcUrl.replace(/^https?:\/\//, ""));
+    const client = grpcJsInferenceClient(up.grpcUrl.replace(/^https?:\/\//, ""), {
+      token: up.adminToken!,
+    });
     const text = "Great phone, I love the gorgeous screen but the battery is terrible. ".repeat(20);
     let stop = false;
     let answered = 0;

@@ -25,12 +25,18 @@ export interface FakeConsole {
   setLoad(inFlight: number): void;
   /** Makes `GET /api/clusters` answer 503 (or work again). */
   failClusters(fail: boolean): void;
+  /**
+   * Requires `Authorization: Bearer <token>` on every `/api/` call (401 otherwise), as a gateway with
+   * tokens does; null (the default) lets any call in, with a bearer or without.
+   */
+  requireToken(token: string | null): void;
 }
 
 export const createFakeConsole = (): FakeConsole => {
   const started = Date.now();
   let load = 2;
   let clustersFail = false;
+  let required: string | null = null;
   let requests = 0;
   let errors = 0;
   let lastTick = Date.now();
@@ -212,6 +218,31 @@ export const createFakeConsole = (): FakeConsole => {
   ];
 
   const app = new Hono({ strict: false });
+  app.use("/api/*", async (c, next) => {
+    if (required === null) return next();
+    const given = /^Bearer (\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
+    if (given === required) return next();
+    return c.json(
+      {
+        error: {
+          code: "unauthenticated",
+          message: given
+            ? "the token is not valid (unknown, revoked or expired)"
+            : "this endpoint needs a token: send 'Authorization: Bearer <token>'",
+          details: null,
+        },
+      },
+      401,
+    );
+  });
+  app.get("/api/whoami", (c) =>
+    c.json({
+      principal:
+        required === null
+          ? { id: "anonymous", name: "anonymous", scopes: ["admin"], anonymous: true }
+          : { id: "tok_fakefakefake", name: "fake admin", scopes: ["admin"] },
+    }),
+  );
   mountUi(app);
   app.get("/api/clusters", (c) =>
     clustersFail
@@ -308,6 +339,9 @@ export const createFakeConsole = (): FakeConsole => {
     },
     failClusters(fail) {
       clustersFail = fail;
+    },
+    requireToken(token) {
+      required = token;
     },
   };
 };

@@ -26,6 +26,7 @@ import type {
   RuntimeEvent,
   VdagControllerSpec,
   VdagControllerStatus,
+  WorkloadAuth,
   WorkloadState,
 } from "../types.ts";
 import { call, callOrNull, isConflict, isNotFound, KubeApi, mergePatch, statusCode } from "./api.ts";
@@ -34,6 +35,7 @@ import { defaultNamespace, type KubeConfigOptions, loadKubeConfig } from "./kube
 import {
   BLOCK_FILE,
   blockConfigMap,
+  credentialSecret,
   type IngressSettings,
   instancePod,
   type ManifestSettings,
@@ -81,6 +83,11 @@ export interface KubernetesDriverOptions extends KubeConfigOptions {
   controllerUrl?: string;
   /** The controller as pods reach it, e.g. `http://aios-controller.aios.svc:7000`. */
   podControllerUrl?: string;
+  /**
+   * The credential every workload gets: the token goes into the cluster's credential Secret (created or
+   * updated at start) and reaches pods as AIOS_TOKEN through `secretKeyRef`; `anonymous` as AIOS_ANONYMOUS.
+   */
+  workloadAuth?: WorkloadAuth;
   /** The port instances and vDAG replicas listen on; default 8080. */
   workloadPort?: number;
   /** Extended resource requested per GPU; default "nvidia.com/gpu"; "" requests none. */
@@ -150,6 +157,8 @@ export class KubernetesDriver implements RuntimeDriver {
       ...(options.servicesResources ? { servicesResources: options.servicesResources } : {}),
       terminationGracePeriodSeconds: options.terminationGracePeriodSeconds ?? 30,
       ingress: options.ingress ?? {},
+      ...(options.workloadAuth?.token ? { credentialSecret: names.credential(clusterId) } : {}),
+      ...(options.workloadAuth?.anonymous ? { anonymous: true } : {}),
     };
     this.nodes = new NodeOps(this.api, { key: LABELS.node, value: labelValue(clusterId) });
     const ns = this.namespace;
@@ -185,10 +194,30 @@ export class KubernetesDriver implements RuntimeDriver {
 
   async start(): Promise<void> {
     const timeout = this.#options.syncTimeoutMs ?? 30_000;
+    await this.#writeCredential();
     await Promise.all([this.#pods.start(timeout), this.#nodes.start(timeout)]);
     for (const node of this.#nodes.list()) {
       if (node.metadata?.name) this.#nodeHealth.set(node.metadata.name, nodeHealth(node).healthy);
     }
+  }
+
+  /** The credential Secret, holding the token this controller was given (a restart may bring a new one). */
+  async #writeCredential(): Promise<void> {
+    const token = this.#options.workloadAuth?.token;
+    const name = this.settings.credentialSecret;
+    if (!token || !name) return;
+    const namespace = this.namespace;
+    const body = credentialSecret(this.settings, name, token);
+    await this.#createOrPatch(
+      "Secret",
+      name,
+      () => this.api.core.createNamespacedSecret({ namespace, body }),
+      () =>
+        this.api.core.patchNamespacedSecret(
+          { name, namespace, body: { metadata: { labels: body.metadata?.labels }, data: body.data } },
+          mergePatch,
+        ),
+    );
   }
 
   /** The controller URL given to pods. */

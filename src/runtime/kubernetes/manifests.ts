@@ -12,6 +12,8 @@
  *   block would both auto-scale it), a Service with the specification's ports, and an Ingress with the
  *   `/block/{id}/...` routes of block-runtime.md.
  * - A vDAG controller is a Deployment whose replica count `scale_controller` sets.
+ * - The controller's credential for its workloads is one Secret per cluster (`credentialSecret`): every
+ *   workload reads AIOS_TOKEN from it (`secretKeyRef`), so the token is in no pod spec.
  */
 import type {
   V1ConfigMap,
@@ -22,6 +24,7 @@ import type {
   V1OwnerReference,
   V1Pod,
   V1ResourceRequirements,
+  V1Secret,
   V1Service,
   V1Toleration,
 } from "@kubernetes/client-node";
@@ -81,7 +84,48 @@ export interface ManifestSettings extends Scope {
   servicesResources?: V1ResourceRequirements;
   terminationGracePeriodSeconds: number;
   ingress: IngressSettings;
+  /** The Secret holding the workloads' credential (key CREDENTIAL_KEY), read as AIOS_TOKEN; none: no token. */
+  credentialSecret?: string;
+  /** Workloads let calls without a token in (AIOS_ANONYMOUS=1), as the controller does. */
+  anonymous?: boolean;
 }
+
+/** The key of the workloads' token in the credential Secret. */
+export const CREDENTIAL_KEY = "token";
+
+/** The cluster's credential Secret: the token the controller hands to its workloads. */
+export const credentialSecret = (s: ManifestSettings, name: string, token: string): V1Secret => ({
+  apiVersion: "v1",
+  kind: "Secret",
+  metadata: {
+    name,
+    namespace: s.namespace,
+    labels: baseLabels(s, "credential"),
+    annotations: { [ANNOTATIONS.cluster]: s.clusterId },
+  },
+  type: "Opaque",
+  data: { [CREDENTIAL_KEY]: Buffer.from(token, "utf8").toString("base64") },
+});
+
+/** AIOS_TOKEN (from the credential Secret) and AIOS_ANONYMOUS, as the settings say. */
+export const authEnv = (s: ManifestSettings): V1EnvVar[] => [
+  ...(s.credentialSecret
+    ? [
+        {
+          name: "AIOS_TOKEN",
+          valueFrom: { secretKeyRef: { name: s.credentialSecret, key: CREDENTIAL_KEY } },
+        },
+      ]
+    : []),
+  ...(s.anonymous ? [{ name: "AIOS_ANONYMOUS", value: "1" }] : []),
+];
+
+/** `env` with the credential's variables last (a template's own AIOS_TOKEN does not override them). */
+const withAuthEnv = (s: ManifestSettings, env: V1EnvVar[]): V1EnvVar[] => {
+  const auth = authEnv(s);
+  const set = new Set(auth.map((e) => e.name));
+  return [...env.filter((e) => !set.has(e.name)), ...auth];
+};
 
 /** The labels of one block's objects. */
 export const blockLabels = (
@@ -187,7 +231,7 @@ export const instancePod = (s: ManifestSettings, input: InstancePodInput): V1Pod
     ...(input.controllerUrl ? { AIOS_CONTROLLER_URL: input.controllerUrl } : {}),
     ...(spec.redisUrl ? { REDIS_URL: spec.redisUrl } : {}),
   });
-  const container = workloadContainer(s, "instance", spec.template, env);
+  const container = workloadContainer(s, "instance", spec.template, withAuthEnv(s, env));
   const probe = { httpGet: { path: "/health", port: "http" }, timeoutSeconds: 2 };
   container.startupProbe = { ...probe, periodSeconds: 2, failureThreshold: 300 };
   container.readinessProbe = { ...probe, periodSeconds: 5, failureThreshold: 2 };
@@ -308,6 +352,7 @@ export const servicesDeployment = (s: ManifestSettings, input: ServicesInput): V
               image: s.image,
               ...(s.imagePullPolicy ? { imagePullPolicy: s.imagePullPolicy } : {}),
               args: servicesArgs(s, input),
+              ...(authEnv(s).length > 0 ? { env: authEnv(s) } : {}),
               ports: SERVICE_NAMES.map((n) => ({
                 name: n,
                 containerPort: SERVICE_PORTS[n].port,
@@ -451,7 +496,7 @@ export const vdagDeployment = (s: ManifestSettings, input: VdagInput): V1Deploym
           enableServiceLinks: false,
           terminationGracePeriodSeconds: s.terminationGracePeriodSeconds,
           ...pullSecrets(s),
-          containers: [workloadContainer(s, "vdag-controller", spec.template, env)],
+          containers: [workloadContainer(s, "vdag-controller", spec.template, withAuthEnv(s, env))],
         },
       },
     },

@@ -31,7 +31,7 @@ export const ANNOTATIONS = {
   startedAt: "aios.dev/started-at",
 } as const;
 
-export type Component = "instance" | "block-services" | "block" | "vdag-controller";
+export type Component = "instance" | "block-services" | "block" | "vdag-controller" | "credential";
 
 const hash = (s: string, n = 8): string => createHash("sha256").update(s).digest("hex").slice(0, n);
 
@@ -77,6 +77,8 @@ export const names = {
     // Instance ids are `<blockId>-<suffix>`: not repeating the block keeps the name readable.
     objectName("aios-i", instanceId.startsWith(`${blockId}-`) ? instanceId : `${blockId}-${instanceId}`),
   vdag: (id: string) => objectName("aios-vdag", id),
+  /** The Secret holding the token the cluster's controller hands to its workloads. */
+  credential: (clusterId: string) => objectName("aios-credential", clusterId),
 };
 
 export interface Scope {

@@ -4,7 +4,7 @@
  * -> a MongoDB filter. Values arrive as text ("10"); numeric text matches a number field numerically
  * (and a string field as the same text), "true"/"false" match booleans too.
  */
-import { fail } from "./errors.ts";
+import { fail, QueryError } from "./errors.ts";
 import { isPlainObject, parsePath } from "./filter.ts";
 
 type Filter = Record<string, unknown>;
@@ -63,7 +63,13 @@ const condition = (c: unknown, at: string): Filter => {
   const { variable, operator, value } = c;
   if (typeof variable !== "string")
     return fail("bad_condition", `${at}.variable: must be a field path`, `${at}.variable`);
-  parsePath(variable, `${at}.variable`);
+  try {
+    parsePath(variable, `${at}.variable`);
+  } catch (err) {
+    // The store's message names the path, not the condition: say which condition it is.
+    if (err instanceof QueryError) fail(err.code, `${at}.variable: ${err.message}`, `${at}.variable`);
+    throw err;
+  }
   if (typeof operator !== "string")
     return fail("bad_condition", `${at}.operator: must be text`, `${at}.operator`);
   const op = operator.trim().toLowerCase();

@@ -50,7 +50,8 @@ type Cond = (x: string) => string;
 const MAX_DEPTH = 32;
 const MAX_NUMERIC_SEGMENTS = 4;
 
-const FIELD_OPERATORS = new Set([
+/** The field operators the translation knows (anything else is refused, naming it). */
+export const FIELD_OPERATORS = new Set([
   "$eq",
   "$ne",
   "$gt",
@@ -297,13 +298,23 @@ const typeMatch = (f: Field, spec: unknown, at: string): Pred => {
   );
 };
 
-const REGEX_OPTIONS = /^[imsx]*$/;
+/** The flags jsonpath's like_regex runs: MongoDB's `x` (extended) is one PostgreSQL does not implement. */
+const REGEX_OPTIONS = /^[ims]*$/;
+
+/**
+ * The longest $regex: PostgreSQL compiles and matches a pattern in time that grows with its length
+ * (much faster with its alternations), against every string value it reaches, so one request with a
+ * pattern of a few thousand characters holds a connection for seconds.
+ */
+export const MAX_REGEX_LENGTH = 1000;
 
 const regexMatch = (f: Field, pattern: unknown, options: unknown, at: string): Pred => {
   if (typeof pattern !== "string") fail("bad_value", `${at}: $regex must be a string`, at);
+  if ((pattern as string).length > MAX_REGEX_LENGTH)
+    fail("bad_regex", `${at}: $regex must be at most ${MAX_REGEX_LENGTH} characters`, at);
   const opts = options === undefined ? "" : options;
   if (typeof opts !== "string" || !REGEX_OPTIONS.test(opts))
-    fail("bad_value", `${at}: $options must be a string of the flags i, m, s, x`, at);
+    fail("bad_value", `${at}: $options must be a string of the flags i, m, s (x is not supported)`, at);
   try {
     new RegExp(pattern as string);
   } catch (e) {

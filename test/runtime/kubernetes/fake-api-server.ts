@@ -1,7 +1,7 @@
 /**
  * A FAKE Kubernetes API server, for tests only. It stands in for a real API server, which cannot run
  * here: a real HTTP server answering the real API paths of the resources the Kubernetes driver uses
- * (pods and their logs and evictions, nodes, ConfigMaps, Services, Deployments and their scale,
+ * (pods and their logs and evictions, nodes, ConfigMaps, Secrets, Services, Deployments and their scale,
  * Ingresses), with the verbs create, get, list, watch (`?watch=true`, JSON lines), merge patch and
  * delete, `Status` objects with the real codes (401, 404, 409, 410, 415, 422, 429), resource versions,
  * label and field selectors, and owner-reference garbage collection.
@@ -33,6 +33,7 @@ const RESOURCES: Record<string, ResourceType> = {
   pods: { group: "", version: "v1", kind: "Pod", namespaced: true },
   nodes: { group: "", version: "v1", kind: "Node", namespaced: false },
   configmaps: { group: "", version: "v1", kind: "ConfigMap", namespaced: true },
+  secrets: { group: "", version: "v1", kind: "Secret", namespaced: true },
   services: { group: "", version: "v1", kind: "Service", namespaced: true },
   deployments: { group: "apps", version: "v1", kind: "Deployment", namespaced: true },
   ingresses: { group: "networking.k8s.io", version: "v1", kind: "Ingress", namespaced: true },

@@ -8,6 +8,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { loadAllYaml } from "@kubernetes/client-node";
+import { parseToken } from "../../../src/auth/tokens.ts";
 import { knownKind, validateObject } from "./validate.ts";
 
 const ROOT = join(import.meta.dir, "../../..");
@@ -62,6 +63,8 @@ describe.skipIf(!kubectl)("deploy/kustomize", () => {
         // Every Deployment's connection settings come from the one Secret.
         const secretRefs = (c.envFrom ?? []).map((e: Obj) => e.secretRef?.name).filter(Boolean);
         expect(secretRefs[0]).toMatch(/^aios-connections/);
+        // ... and its credentials (AIOS_TOKEN, AIOS_ADMIN_TOKEN) from the tokens Secret.
+        expect(secretRefs[1]).toMatch(/^aios-tokens/);
         // The pod's namespace is everything's namespace.
         expect(d?.metadata.namespace).toBe("aios");
       }
@@ -107,8 +110,14 @@ describe.skipIf(!kubectl)("deploy/kustomize", () => {
     ).toContainEqual({
       secretRef: { name: secret?.metadata.name },
     });
+    // The dev tokens are well-formed, so the services can store them at start.
+    const tokens = find(dev, "Secret", "aios-tokens");
+    for (const key of ["AIOS_TOKEN", "AIOS_ADMIN_TOKEN"]) {
+      expect(parseToken(Buffer.from(tokens?.data[key], "base64").toString())).not.toBeNull();
+    }
     const prod = render("overlays/production");
     expect(find(prod, "StatefulSet", "aios-postgres")).toBeUndefined();
+    expect(find(prod, "Secret", "aios-tokens")).toBeUndefined();
     expect(find(prod, "Secret", "aios-connections")).toBeUndefined();
     expect(find(prod, "Deployment", "aios-gateway")?.spec.replicas).toBe(2);
     expect(find(prod, "PodDisruptionBudget", "aios-gateway")).toBeDefined();
