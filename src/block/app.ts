@@ -129,7 +129,7 @@ export const executorGrpcFastPath = (executor: Executor, guard: Guard = Guard.op
 };
 
 /**
- * `connectNodeAdapter({ routes: executorRoutes(executor, guard) })`: every protocol but plain unary
+ * `connectHandler({ routes: executorRoutes(executor, guard) })`: every protocol but plain unary
  * gRPC over HTTP/2 (Connect, gRPC-web, HTTP/1.1), with the same check of the caller.
  */
 export const executorRoutes = (executor: Executor, guard: Guard = Guard.open()) => {

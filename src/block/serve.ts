@@ -5,9 +5,9 @@
  * (block-runtime.md's table; 0 picks a free port). The mapper feeds the instance list to the other
  * three; the executor's instance failures wake the health checker early.
  */
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Guard } from "../auth/guard.ts";
 import { ControllerClient, type ScaleRequest } from "../controller/client.ts";
+import { connectHandler } from "../http/connect-adapter.ts";
 import { listenDualProtocol } from "../http/dual-protocol.ts";
 import { displayHost, type Listener } from "../http/listen.ts";
 import { type CompiledPolicy, instantiatePolicy, type PolicyInstance } from "../policy/runtime.ts";
@@ -195,7 +195,7 @@ export const startBlockRuntime = async (options: BlockRuntimeOptions): Promise<R
     });
 
     const grpc = await listenDualProtocol(
-      connectNodeAdapter({
+      connectHandler({
         routes: executorRoutes(executor, guard),
         readMaxBytes: MAX_INFERENCE_MESSAGE_BYTES,
       }),

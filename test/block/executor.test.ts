@@ -8,7 +8,7 @@ import { createServer, type Http2Server } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { Code, type ConnectError, createClient } from "@connectrpc/connect";
-import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { createExecutorMetricsApp, createExecutorMgmtApp, executorRoutes } from "../../src/block/app.ts";
 import {
@@ -20,6 +20,7 @@ import {
 import { PacketError } from "../../src/block/packet.ts";
 import { InferenceProxy } from "../../src/gen/inference_pb.ts";
 import { AIOSPacketSchema, FileInfoSchema } from "../../src/gen/payload_pb.ts";
+import { connectHandler } from "../../src/http/connect-adapter.ts";
 import { PolicyError } from "../../src/policy/errors.ts";
 import { instantiatePolicy, type PolicyInstance } from "../../src/policy/runtime.ts";
 import { compiledBuiltin } from "../support/builtin-policies.ts";
@@ -360,7 +361,7 @@ describe("the executor's gRPC service over HTTP/2", () => {
   let executor: Executor;
   beforeAll(async () => {
     executor = new Executor({ blockId: "grpc-block", instances: [broken, calcA, calcB] });
-    server = createServer(connectNodeAdapter({ routes: executorRoutes(executor) }));
+    server = createServer(connectHandler({ routes: executorRoutes(executor) }));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
   });

@@ -8,7 +8,7 @@ import { createServer, type Http2Server } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, createClient } from "@connectrpc/connect";
-import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { decodePacket, PacketError, packetForPolicy } from "../../src/block/packet.ts";
 import {
@@ -17,6 +17,7 @@ import {
   InferenceResponseSchema,
 } from "../../src/gen/inference_pb.ts";
 import { AIOSPacketSchema, FileInfoSchema } from "../../src/gen/payload_pb.ts";
+import { connectHandler } from "../../src/http/connect-adapter.ts";
 import { grpcJsInferenceClient } from "../support/grpc.ts";
 
 const packet = (fields: MessageInitShape<typeof AIOSPacketSchema> = {}) =>
@@ -88,7 +89,7 @@ describe("InferenceProxy over HTTP/2", () => {
           }
         },
       });
-    server = createServer(connectNodeAdapter({ routes }));
+    server = createServer(connectHandler({ routes }));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
   });

@@ -6,7 +6,6 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, createClient } from "@connectrpc/connect";
 import {
-  connectNodeAdapter,
   createConnectTransport,
   createGrpcTransport,
   createGrpcWebTransport,
@@ -16,6 +15,7 @@ import {
   InferenceProxy,
   InferenceResponseSchema,
 } from "../../src/gen/inference_pb.ts";
+import { connectHandler } from "../../src/http/connect-adapter.ts";
 import { type DualServer, listenDualProtocol } from "../../src/http/dual-protocol.ts";
 import {
   encodeGrpcMessage,
@@ -66,7 +66,7 @@ describe("grpcUnaryHandler beside Connect", () => {
         infer: (req, ctx) => answer(req.rpcData, ctx.signal, "connect"),
       });
     server = await listenDualProtocol(
-      connectNodeAdapter({ routes }),
+      connectHandler({ routes }),
       0,
       "127.0.0.1",
       grpcUnaryHandler({
@@ -119,6 +119,38 @@ describe("grpcUnaryHandler beside Connect", () => {
     // The port still serves after each of them.
     expect((await grpc.infer({ rpcData: bytes("ok") })).result).toBe("fast:ok");
   });
+
+  test("Connect: a body that is not the message is 400 invalid_argument, not connect-es's 500 internal", async () => {
+    const post = (type: string, body: BodyInit) =>
+      fetch(`${url}${PATH}`, { method: "POST", headers: { "content-type": type }, body });
+    // 0x0a announces field 1 (rpc_data) with a length of 0x7f bytes that never come.
+    const truncated = await post("application/proto", new Uint8Array([0x0a, 0x7f, 0x01]));
+    expect(truncated.status).toBe(400);
+    const error = (await truncated.json()) as { code: string; message: string };
+    expect(error.code).toBe("invalid_argument");
+    expect(error.message).toStartWith("parse binary:");
+    const json = await post("application/json", "{not json");
+    expect([json.status, ((await json.json()) as { code: string }).code]).toEqual([400, "invalid_argument"]);
+    // The handler's own statuses are not touched: a refusal stays what the handler said.
+    const refused = await post("application/json", JSON.stringify({ rpcData: btoa("fail") }));
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toEqual({ code: "invalid_argument", message: "données refusées: 100%" });
+    const served = await post(
+      "application/proto",
+      toBinary(InferenceMessageSchema, create(InferenceMessageSchema, { rpcData: bytes("e") })),
+    );
+    expect(served.status).toBe(200);
+    expect(fromBinary(InferenceResponseSchema, new Uint8Array(await served.arrayBuffer())).result).toBe(
+      "connect:e",
+    );
+    // The Connect client sees the code too.
+    const connect = createClient(
+      InferenceProxy,
+      createConnectTransport({ baseUrl: url, httpVersion: "1.1" }),
+    );
+    expect((await connect.infer({ rpcData: bytes("f") })).result).toBe("connect:f");
+    expect((await fetch(`${url}/Other/call`, { method: "POST" })).status).toBe(404);
+  });
 });
 
 describe("grpcUnaryHandler's authorize hook (the caller checked from the metadata)", () => {
@@ -128,7 +160,7 @@ describe("grpcUnaryHandler's authorize hook (the caller checked from the metadat
 
   beforeAll(async () => {
     server = await listenDualProtocol(
-      connectNodeAdapter({ routes: (router: ConnectRouter) => router }),
+      connectHandler({ routes: (router: ConnectRouter) => router }),
       0,
       "127.0.0.1",
       grpcUnaryHandler({
