@@ -3,7 +3,10 @@
  * (StoreAuthenticator); block services and instances, which do not, ask a service that does
  * (RemoteAuthenticator, `GET /auth/whoami`), and know their own credential without asking
  * (KnownTokenAuthenticator). Answers are cached briefly: a revoked token stops working within
- * CACHE_MS everywhere, and a busy executor does not ask once per inference.
+ * CACHE_MS everywhere, and a busy executor does not ask once per inference. While the service that
+ * answers cannot be reached (a controller restarting), a token it accepted within STALE_IF_ERROR_MS
+ * is still accepted, so inference outlives a control plane restart (as Kubernetes' webhook token
+ * cache does); a token never seen, or refused, is not.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Principal } from "./scopes.ts";
@@ -18,14 +21,18 @@ export interface Authenticator {
 export const CACHE_MS = 5_000;
 /** How long an invalid token is remembered as invalid (a flood of bad tokens costs one lookup each). */
 const NEGATIVE_CACHE_MS = 1_000;
+const RETRY_AFTER_ERROR_MS = 1_000;
+/** How long after its check an accepted token stays accepted while checks fail (the authority is down). */
+export const STALE_IF_ERROR_MS = 120_000;
 const MAX_CACHED = 10_000;
 
 /** Wraps an authenticator with a small time-bounded cache keyed by the token's hash. */
 export class CachedAuthenticator implements Authenticator {
-  readonly #cache = new Map<string, { principal: Principal | null; until: number }>();
+  readonly #cache = new Map<string, { principal: Principal | null; checked: number; until: number }>();
   constructor(
     private readonly inner: Authenticator,
     private readonly ttlMs = CACHE_MS,
+    private readonly staleIfErrorMs = STALE_IF_ERROR_MS,
   ) {}
 
   /** Checks under way: when an entry expires, every call in flight shares one check, not one each. */
@@ -41,14 +48,24 @@ export class CachedAuthenticator implements Authenticator {
         (principal) => {
           this.#inflight.delete(key);
           if (this.#cache.size >= MAX_CACHED) this.#cache.clear();
+          const now = Date.now();
           this.#cache.set(key, {
             principal,
-            until: Date.now() + (principal ? this.ttlMs : NEGATIVE_CACHE_MS),
+            checked: now,
+            until: now + (principal ? this.ttlMs : NEGATIVE_CACHE_MS),
           });
           return principal;
         },
         (err: unknown) => {
           this.#inflight.delete(key);
+          // The check could not be made: an accepted token's last answer holds for a while.
+          const last = this.#cache.get(key);
+          const now = Date.now();
+          if (last?.principal && now - last.checked < this.staleIfErrorMs) {
+            // Ask again in a second, not on every call, while the authority is away.
+            last.until = now + RETRY_AFTER_ERROR_MS;
+            return last.principal;
+          }
           throw err;
         },
       );

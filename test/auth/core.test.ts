@@ -271,6 +271,39 @@ test("the cache trusts a verified token for its window, then asks again", async 
   expect(asked).toBe(2);
 });
 
+test("while checks fail, a token accepted within the stale window stays accepted; others are errors", async () => {
+  let down = false;
+  let asked = 0;
+  const cached = new CachedAuthenticator(
+    {
+      authenticate: async (token) => {
+        asked++;
+        if (down) throw new Error("controller unreachable");
+        return token === "good" ? { id: "t", name: "t", scopes: ["admin"] } : null;
+      },
+    },
+    20, // trusted without asking
+    200, // accepted while checks fail, counted from the last successful check
+  );
+  expect(await cached.authenticate("good")).not.toBeNull();
+  expect(await cached.authenticate("bad")).toBeNull();
+  down = true;
+  await Bun.sleep(30);
+  expect((await cached.authenticate("good"))?.id).toBe("t");
+  // The failed check is not repeated on every call: the next one within a second uses the entry.
+  const before = asked;
+  expect((await cached.authenticate("good"))?.id).toBe("t");
+  expect(asked).toBe(before);
+  // A refused token, or one never seen, is no better for the authority being away.
+  await Bun.sleep(1_050);
+  await expect(cached.authenticate("bad")).rejects.toThrow("controller unreachable");
+  await expect(cached.authenticate("never-seen")).rejects.toThrow("controller unreachable");
+  // Past the window since the last successful check, the error shows.
+  await expect(cached.authenticate("good")).rejects.toThrow("controller unreachable");
+  down = false;
+  expect(await cached.authenticate("good")).not.toBeNull();
+});
+
 test("calls in flight when an entry expires share one check", async () => {
   let asked = 0;
   const cached = new CachedAuthenticator({
