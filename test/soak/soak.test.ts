@@ -1,7 +1,11 @@
 /**
  * Soak and faults on real processes: `aios registry`, `aios controller` (REDIS_URL pointing at a
  * redis-server of the test's own) and a sentiment block of three instances behind its `aios
- * block-runtime`, all child processes (AIOS_ANONYMOUS=1). A paced inference load runs for
+ * block-runtime`, all child processes, with authentication on: the registry holds an admin token
+ * (AIOS_ADMIN_TOKEN) and both services an internal one (AIOS_TOKEN), which the controller's workloads
+ * get. Every call of the test presents the admin token, so each inference's token is checked by the
+ * block's services at the controller and by the controller at the registry (both cached 5 s; while the
+ * controller restarts, the block keeps accepting the token it saw, see STALE_IF_ERROR_MS). A paced inference load runs for
  * AIOS_SOAK_SECONDS (default 150; the file takes about 3 minutes), straight to the block's gRPC
  * listener and, at a lower rate, through the controller's public gateway (`/block/{id}/rpc`, which a
  * controller restart interrupts), while faults are injected one after another (every 16 s after 15 s
@@ -34,6 +38,10 @@ import { randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { generateToken } from "../../src/auth/tokens.ts";
+import { InferenceProxy } from "../../src/gen/inference_pb.ts";
 import { buildPolicies } from "../../wasm-policies/build.ts";
 import { BUILTIN_POLICIES } from "../../wasm-policies/catalog.ts";
 import { POLICY, SENTIMENT_COMMAND, sleep, waitFor } from "../support/cluster-controller.ts";
@@ -107,7 +115,10 @@ const EVENTS_STREAM = `aios:block-events:${CLUSTER}`;
 const EVENTS_GROUP = "controller-events";
 const tmp = mkdtempSync(join(tmpdir(), "aios-soak-"));
 const procs = new Processes();
-const ANON = { AIOS_ANONYMOUS: "1" };
+/** What `aios token generate` makes: the deployment's first tokens, as a Secret would bring them. */
+const ADMIN_TOKEN = generateToken();
+const INTERNAL_TOKEN = generateToken();
+const AS_ADMIN = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
 let redis: RedisServer | null = null;
 let registry: Child | null = null;
@@ -128,7 +139,7 @@ type Json = any;
 const call = async (method: string, url: string, body?: unknown, timeoutMs = 60_000): Promise<Json> => {
   const res = await fetch(url, {
     method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
+    headers: body === undefined ? AS_ADMIN : { ...AS_ADMIN, "content-type": "application/json" },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     signal: AbortSignal.timeout(timeoutMs),
   });
@@ -169,7 +180,7 @@ const startController = async (): Promise<Child> => {
       "--data-dir",
       join(tmp, "controller"),
     ],
-    { env: { ...ANON, REDIS_URL: redis!.url } },
+    { env: { AIOS_TOKEN: INTERNAL_TOKEN, REDIS_URL: redis!.url } },
   );
   watchExit(child);
   const urls = await child.listening(["controller"], 90_000);
@@ -186,7 +197,7 @@ const uploadPolicies = async (uris: readonly string[]) => {
     const bytes = readFileSync(join(ROOT, entry.file));
     const res = await fetch(`${registryUrl}/policies/${encodeURIComponent(uri)}?kind=${entry.kind}`, {
       method: "PUT",
-      headers: { "content-type": "application/wasm" },
+      headers: { ...AS_ADMIN, "content-type": "application/wasm" },
       body: bytes,
     });
     if (res.status >= 300) throw new Error(`PUT /policies/${uri}: ${res.status} ${await res.text()}`);
@@ -258,7 +269,7 @@ test.skipIf(NO_REDIS)(
         "--data-dir",
         join(tmp, "registry"),
       ],
-      { env: ANON },
+      { env: { AIOS_TOKEN: INTERNAL_TOKEN, AIOS_ADMIN_TOKEN: ADMIN_TOKEN } },
     );
     watchExit(registry);
     registryUrl = (await registry.listening(["registry"], 90_000)).registry!;
@@ -316,21 +327,36 @@ test.skipIf(NO_REDIS)(
     const metricsUrl = `${created.services.urls.metrics}/metrics/json`;
     const setupMs = Date.now() - began;
     blockServes = true;
+    // Authentication is on: without a token the controller and the block refuse.
+    expect((await fetch(`${controllerUrl}/blocks/${BLOCK}`)).status).toBe(401);
+    const anonymous = await createClient(
+      InferenceProxy,
+      createGrpcTransport({ baseUrl: created.services.urls.grpc }),
+    )
+      .infer({ rpcData: new Uint8Array() })
+      .catch((err: unknown) => ConnectError.from(err));
+    expect(anonymous instanceof ConnectError && anonymous.code).toBe(Code.Unauthenticated);
 
     // ------------------------------------------------------------------ load, events, sampling
     const t0 = Date.now();
     const soakEnd = t0 + SOAK_S * 1000;
-    load = new InferenceLoad({ grpcUrl: created.services.urls.grpc, rps: RPS, concurrency: 16 });
+    load = new InferenceLoad({
+      grpcUrl: created.services.urls.grpc,
+      rps: RPS,
+      concurrency: 16,
+      token: ADMIN_TOKEN,
+    });
     // The same through the controller (plain gRPC relayed stream to stream): down while it restarts,
     // so these requests are the ones retried.
     viaGateway = new InferenceLoad({
       grpcUrl: `${controllerUrl}/block/${BLOCK}/rpc`,
       rps: GATEWAY_RPS,
       concurrency: 8,
+      token: ADMIN_TOKEN,
     });
     load.start();
     viaGateway.start();
-    pusher = new EventPusher(BLOCK, controllerUrl);
+    pusher = new EventPusher(BLOCK, controllerUrl, INTERNAL_TOKEN);
     let stopping = false;
     const ticks = (async () => {
       while (!stopping) {
@@ -664,6 +690,7 @@ test.skipIf(NO_REDIS)(
     const lines = [
       "",
       "================ aios soak report ================",
+      "auth            on: every call presents a token (admin, checked block -> controller -> registry); events an internal one",
       `duration        setup ${(setupMs / 1000).toFixed(1)} s, soak ${(soakMs / 1000).toFixed(1)} s (AIOS_SOAK_SECONDS=${SOAK_S}), event drain ${(drainMs / 1000).toFixed(1)} s, total so far ${((Date.now() - began) / 1000).toFixed(1)} s`,
       ...(
         [
@@ -753,6 +780,7 @@ test.skipIf(NO_REDIS)(
       grpcUrl: `${controllerUrl}/block/${BLOCK}/rpc`,
       rps: 10,
       concurrency: 8,
+      token: ADMIN_TOKEN,
     });
     clients.start();
     await sleep(2000);
@@ -783,7 +811,12 @@ test.skipIf(NO_REDIS)(
     const gw = await clients.stop();
     clients.close();
     // Straight to the new listener too.
-    const direct = new InferenceLoad({ grpcUrl: after.services.urls.grpc, rps: 20, concurrency: 4 });
+    const direct = new InferenceLoad({
+      grpcUrl: after.services.urls.grpc,
+      rps: 20,
+      concurrency: 4,
+      token: ADMIN_TOKEN,
+    });
     direct.start();
     await sleep(2000);
     const st = await direct.stop();

@@ -291,6 +291,8 @@ export interface LoadOptions {
   grpcUrl: string;
   /** Requests per second to hold. */
   rps: number;
+  /** The API token each call presents as gRPC metadata (`authorization: Bearer`). */
+  token: string;
   /** Requests in flight at most. */
   concurrency: number;
   /** How long one request is retried (with backoff) before it counts as failed; default 30 s. */
@@ -325,8 +327,11 @@ export class InferenceLoad {
     maxLatency: 0,
   };
 
+  readonly #headers: Record<string, string>;
+
   constructor(options: LoadOptions) {
     this.#options = { retryForMs: 30_000, attemptTimeoutMs: 10_000, ...options };
+    this.#headers = { authorization: `Bearer ${options.token}` };
     this.#manager = new Http2SessionManager(options.grpcUrl);
     this.#client = createClient(
       InferenceProxy,
@@ -397,7 +402,7 @@ export class InferenceLoad {
       try {
         const res = await this.#client.infer(
           { rpcData: textPacket(text, `soak-${n}`, 1) },
-          { timeoutMs: this.#options.attemptTimeoutMs },
+          { timeoutMs: this.#options.attemptTimeoutMs, headers: this.#headers },
         );
         if (!res.message) {
           // The executor served it and the instance refused it: not something a retry fixes.
@@ -447,9 +452,15 @@ export class EventPusher {
   readonly #events: BlockEvents;
   #seq = 0;
 
-  constructor(blockId: string, controllerUrl: string) {
+  /** `token`: the credential an instance has (its controller's `internal` token). */
+  constructor(blockId: string, controllerUrl: string, token: string) {
     this.#events = new BlockEvents({
-      env: { AIOS_BLOCK_ID: blockId, AIOS_INSTANCE_ID: "soak-driver", AIOS_CONTROLLER_URL: controllerUrl },
+      env: {
+        AIOS_BLOCK_ID: blockId,
+        AIOS_INSTANCE_ID: "soak-driver",
+        AIOS_CONTROLLER_URL: controllerUrl,
+        AIOS_TOKEN: token,
+      },
       timeoutMs: 5000,
     });
   }
