@@ -3,9 +3,9 @@
  * Who (token id and name, and the user a service acted for), what (service, method, path, target),
  * when, and the outcome (the status answered: a refused call is recorded as well as a done one).
  */
-import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { errorMessage, parseWith } from "../http/errors.ts";
+import { timeOrderedId } from "../store/ids.ts";
 import type { Store } from "../store/index.ts";
 import type { Principal } from "./scopes.ts";
 
@@ -41,10 +41,6 @@ export const callEntry = (
   outcome: outcomeOf(call.status),
 });
 
-/** Ids that sort by time (then randomly within a millisecond), so the newest come first by id alone. */
-const entryId = (at: number): string =>
-  `${at.toString(36).padStart(9, "0")}${randomBytes(5).toString("hex")}`;
-
 export const AuditQuerySchema = z.strictObject({
   actor: z.string().max(200).optional(),
   service: z.string().max(50).optional(),
@@ -68,7 +64,7 @@ export class AuditLog {
   /** Records an entry; a failure to record is logged and does not fail the call it records. */
   async record(entry: Omit<AuditEntry, "id" | "at">, at = Date.now()): Promise<void> {
     try {
-      await this.entries.insert({ id: entryId(at), at: new Date(at).toISOString(), ...entry });
+      await this.entries.insert({ id: timeOrderedId(at), at: new Date(at).toISOString(), ...entry });
     } catch (err) {
       console.error(`[aios] audit: could not record ${entry.method} ${entry.path}: ${errorMessage(err)}`);
     }

@@ -122,8 +122,11 @@ export const createControllerApp = ({
   app.get("/events", async (c) =>
     c.json({
       recent: events.recent(),
-      failures: await ctx.store.collection("event_failures").find({}, { sort: { at: -1 }, limit: 100 }),
-      healing: scanner.healing,
+      // Controllers of other clusters may share the database: this cluster's stream only.
+      failures: await ctx.store
+        .collection("event_failures")
+        .find({ stream: events.stream }, { sort: { at: -1 }, limit: 100 }),
+      healing: await scanner.healingRecords(),
     }),
   );
 

@@ -4,17 +4,22 @@
  *
  * - Nodes: every interval the runtime probes what it can see (the local machine for the process
  *   runtime, whose declared nodes all run here and share its health); an operator can also mark a
- *   node unhealthy or healthy (`PUT /nodes_status/{id}`), as one cordons a node. A node that turns
- *   unhealthy has its instances reassigned to healthy nodes with fresh placements.
+ *   node unhealthy or healthy (`PUT /nodes_status/{id}`), as one cordons a node; the verdict is kept
+ *   in the store (`node_overrides`), so a restarted controller does not put the node back. A node
+ *   that turns unhealthy has its instances reassigned to healthy nodes with fresh placements.
  * - Instances: an instance whose process exits (the runtime's `instance_exited`) is replaced at once
  *   by a fresh one, unless the controller stopped it on purpose (it is gone from its block by then).
  * - Block services: when a running block's services exit on their own (`services_exited`, the process
  *   runtime's; Kubernetes restarts a Deployment's pod itself), they are started again with the block's
  *   instances, on new ports recorded in the block.
+ *
+ * What it healed, or failed to, is recorded in the store (`healing_log`), read by `GET /events`.
  */
 
 import { errorMessage } from "../http/errors.ts";
 import type { NodeStatus, RuntimeEvent } from "../runtime/types.ts";
+import { timeOrderedId } from "../store/ids.ts";
+import { ScopedCollection } from "../store/scoped.ts";
 import { removeInstance, restartServices } from "./blocks.ts";
 import { evacuateNode } from "./cluster.ts";
 import type { ControllerContext } from "./context.ts";
@@ -44,6 +49,8 @@ export interface HealingRecord {
 
 /** How long after an exit the block is read again, so an intended stop has left the block. */
 const EXIT_SETTLE_MS = 300;
+/** How many healing records `GET /events` shows (the newest). */
+const HEALING_SHOWN = 100;
 
 export class InfraScanner {
   readonly #ctx: ControllerContext;
@@ -52,7 +59,10 @@ export class InfraScanner {
   readonly #overrides = new Map<string, boolean>();
   readonly #cordoned = new Set<string>();
   readonly #healing = new Set<string>();
-  readonly #log: HealingRecord[] = [];
+  /** The operator's verdicts and the healing records, of this controller's cluster only. */
+  readonly #overrideDocs: ScopedCollection;
+  readonly #healingDocs: ScopedCollection;
+  #overridesLoaded: Promise<void> | null = null;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #scanning: Promise<NodeState[]> | null = null;
   #unwatch: (() => void) | null = null;
@@ -68,6 +78,8 @@ export class InfraScanner {
     } = {},
   ) {
     this.#ctx = ctx;
+    this.#overrideDocs = new ScopedCollection(ctx.store.collection("node_overrides"), ctx.clusterId);
+    this.#healingDocs = new ScopedCollection(ctx.store.collection("healing_log"), ctx.clusterId);
     this.intervalMs = options.intervalMs ?? 10_000;
     this.#publish = options.publish ?? null;
   }
@@ -84,8 +96,10 @@ export class InfraScanner {
     else this.#cordoned.delete(nodeId);
   }
 
-  get healing(): readonly HealingRecord[] {
-    return this.#log;
+  /** The newest healing records, oldest first. */
+  async healingRecords(limit = HEALING_SHOWN): Promise<HealingRecord[]> {
+    const docs = await this.#healingDocs.find({}, { sort: { id: -1 }, limit });
+    return docs.reverse().map(({ id: _, scope: __, ...record }) => record as unknown as HealingRecord);
   }
 
   /** The last state of every node (scanning first when none was taken yet). */
@@ -98,11 +112,31 @@ export class InfraScanner {
     return (await this.nodesStatus()).filter((s) => s.status === "healthy").map((s) => s.node_id);
   }
 
-  /** An operator's verdict on a node (null: back to the probe's); applied by a scan at once. */
+  /** An operator's verdict on a node (null: back to the probe's), stored, then applied by a scan. */
   async setNodeHealth(nodeId: string, healthy: boolean | null): Promise<NodeState[]> {
-    if (healthy === null) this.#overrides.delete(nodeId);
-    else this.#overrides.set(nodeId, healthy);
+    await this.#loadOverrides();
+    if (healthy === null) {
+      await this.#overrideDocs.delete(nodeId);
+      this.#overrides.delete(nodeId);
+    } else {
+      await this.#overrideDocs.upsert(nodeId, { id: nodeId, healthy, at: new Date().toISOString() });
+      this.#overrides.set(nodeId, healthy);
+    }
     return this.scan();
+  }
+
+  /** The verdicts an earlier controller of this cluster stored, read once (again after a failure). */
+  #loadOverrides(): Promise<void> {
+    this.#overridesLoaded ??= this.#overrideDocs.find({}).then(
+      (docs) => {
+        for (const d of docs) if (typeof d.healthy === "boolean") this.#overrides.set(d.id, d.healthy);
+      },
+      (err: unknown) => {
+        this.#overridesLoaded = null;
+        throw err;
+      },
+    );
+    return this.#overridesLoaded;
   }
 
   /** One scan now (or the one in progress): node states, and evacuation of nodes turned unhealthy. */
@@ -115,6 +149,7 @@ export class InfraScanner {
 
   async #scan(): Promise<NodeState[]> {
     const ctx = this.#ctx;
+    await this.#loadOverrides();
     const declared = declaredNodeIds(await ctx.cluster());
     const probed = await ctx.runtime.probeNodes();
     const local = probed[0];
@@ -169,17 +204,23 @@ export class InfraScanner {
     for (const id of turnedUnhealthy) {
       try {
         const moved = await evacuateNode(ctx, id);
-        if (moved.length > 0) this.#record({ kind: "node_evacuated", node_id: id, detail: { moved } });
+        if (moved.length > 0) await this.#record({ kind: "node_evacuated", node_id: id, detail: { moved } });
       } catch (err) {
-        this.#record({ kind: "healing_failed", node_id: id, detail: String(err) });
+        await this.#record({ kind: "healing_failed", node_id: id, detail: String(err) });
       }
     }
     return [...this.#states.values()];
   }
 
-  #record(r: Omit<HealingRecord, "at">): void {
-    this.#log.push({ at: new Date().toISOString(), ...r });
-    if (this.#log.length > 100) this.#log.shift();
+  /** Stores a record; a store that fails is logged and does not undo the healing it records. */
+  async #record(r: Omit<HealingRecord, "at">): Promise<void> {
+    const at = Date.now();
+    const record: HealingRecord = { at: new Date(at).toISOString(), ...r };
+    try {
+      await this.#healingDocs.insert({ id: timeOrderedId(at), ...record });
+    } catch (err) {
+      console.error(`[scanner] could not record ${JSON.stringify(record)}: ${errorMessage(err)}`);
+    }
   }
 
   /** Replaces an instance that exited on its own; starts again block services that did. */
@@ -197,14 +238,14 @@ export class InfraScanner {
       );
       if (block?.status !== "running" || !listed) return;
       const result = await removeInstance(this.#ctx, event.blockId, event.instanceId, true);
-      this.#record({
+      await this.#record({
         kind: "instance_replaced",
         block_id: event.blockId,
         instance_id: event.instanceId,
         detail: { exit_code: event.exitCode, replacement: result.replacement?.instance_id ?? null },
       });
     } catch (err) {
-      this.#record({
+      await this.#record({
         kind: "healing_failed",
         block_id: event.blockId,
         instance_id: event.instanceId,
@@ -224,14 +265,14 @@ export class InfraScanner {
       await Bun.sleep(EXIT_SETTLE_MS);
       const block = await restartServices(this.#ctx, blockId);
       if (block) {
-        this.#record({
+        await this.#record({
           kind: "services_restarted",
           block_id: blockId,
           detail: { exit_code: exitCode, urls: block.services.urls },
         });
       }
     } catch (err) {
-      this.#record({ kind: "healing_failed", block_id: blockId, detail: errorMessage(err) });
+      await this.#record({ kind: "healing_failed", block_id: blockId, detail: errorMessage(err) });
     } finally {
       this.#healing.delete(key);
     }

@@ -61,6 +61,10 @@ export const eventFailures = documentTable("event_failures");
 export const apiTokens = documentTable("api_tokens");
 /** Every state-changing call: who, what, when, outcome (src/auth/audit.ts). */
 export const auditLog = documentTable("audit_log");
+/** A cluster controller's operator verdicts on its nodes (`PUT /nodes_status/{id}`), kept across restarts. */
+export const nodeOverrides = documentTable("node_overrides");
+/** What a cluster controller's scanner healed (or failed to): replacements, evacuations, restarts. */
+export const healingLog = documentTable("healing_log");
 
 const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({ dataType: () => "bytea" });
 
@@ -87,6 +91,8 @@ export const COLLECTIONS = {
   block_creations: blockCreations,
   api_tokens: apiTokens,
   audit_log: auditLog,
+  node_overrides: nodeOverrides,
+  healing_log: healingLog,
 } as const;
 
 export type CollectionName = keyof typeof COLLECTIONS;

@@ -1,7 +1,7 @@
 /**
  * The cluster controller end to end on real processes (2/3): self-healing and nodes. A block of the
  * sentiment example survives an instance SIGKILLed under load (the scanner replaces it), a node marked
- * unhealthy (its instances move), a pre-check policy refusing a scale, and nodes added and removed
+ * unhealthy (its instances move; the verdict and the healing records outlive a controller restart), a pre-check policy refusing a scale, and nodes added and removed
  * through `/cluster-actions`. The tests run in order and share the block.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
@@ -162,6 +162,20 @@ describe("self-healing and nodes", () => {
     for (const i of onA) expect(pidAlive(pids.get(i.instance_id)!)).toBe(false);
     const evacuated = (await healing()).find((h) => h.kind === "node_evacuated" && h.node_id === "node-a");
     expect(evacuated?.detail.moved).toEqual(onA.map((i) => i.instance_id));
+
+    // A restarted controller keeps the operator's verdict and what it healed (both in its store).
+    await cluster.restart();
+    const afterRestart = await cluster.call("GET", "/nodes_status");
+    expect(afterRestart.body.nodes).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ node_id: "node-a", status: "unhealthy", source: "operator" }),
+      ]),
+    );
+    expect((await cluster.call("GET", "/healthy_nodes")).body).toEqual({ healthy_nodes: ["node-b"] });
+    const kept = await healing();
+    expect(kept.find((h) => h.kind === "node_evacuated" && h.node_id === "node-a")).toEqual(evacuated!);
+    expect(kept.some((h) => h.kind === "instance_replaced")).toBe(true);
+    expect(await nodesOf()).toEqual(["node-b", "node-b", "node-b"]);
 
     // The stability checker sees the scanner's verdict.
     const stability = await cluster.call("GET", "/check_stability");
