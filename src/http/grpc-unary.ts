@@ -21,8 +21,9 @@ export interface UnaryOptions {
   maxMessageBytes: number;
   /**
    * Checks the caller from the call's headers (the gRPC metadata: `authorization: Bearer <token>`)
-   * before `handle` runs; a rejection is answered through `status`, and `handle` is not called. It
-   * starts as the headers arrive, so a check that must ask another service overlaps reading the message.
+   * before `handle` runs; a rejection is answered through `status` as soon as it comes, whatever the
+   * message, and `handle` is not called. It starts as the headers arrive, so a check that must ask
+   * another service overlaps reading the message.
    */
   authorize?(headers: IncomingHttpHeaders): Promise<unknown>;
   /** Serves one call: the request message bytes in, the response message bytes out. */
@@ -140,12 +141,22 @@ export const grpcUnaryHandler =
       if (!abort.signal.aborted) abort.abort("closed");
     });
     stream.on("error", () => {});
-    const authorized = options.authorize?.(headers);
-    // Awaited at the end of the message; a refusal before then must not count as unhandled.
-    authorized?.catch(() => {});
     const chunks: Buffer[] = [];
     let size = 0;
     let refused = false;
+    // A caller refused is answered at once, before its message is read (or its framing judged): a
+    // stranger learns nothing of the method and costs no buffering.
+    const authorized = options.authorize?.(headers).then(
+      () => true,
+      (err: unknown) => {
+        if (refused) return false;
+        refused = true;
+        clearTimeout(timer);
+        trailersOnly(stream, contentType, options.status(err));
+        stream.close();
+        return false;
+      },
+    );
     stream.on("data", (chunk: Buffer) => {
       if (refused) return;
       size += chunk.length;
@@ -162,6 +173,7 @@ export const grpcUnaryHandler =
     });
     stream.once("end", async () => {
       if (refused) return;
+      if (authorized !== undefined && !(await authorized)) return;
       const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
       const framing = framingError(body);
       if (framing) {
@@ -171,7 +183,6 @@ export const grpcUnaryHandler =
       }
       let reply: Uint8Array;
       try {
-        if (authorized !== undefined) await authorized;
         reply = await options.handle(body.subarray(5), abort.signal);
       } catch (err) {
         clearTimeout(timer);

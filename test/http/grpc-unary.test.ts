@@ -3,6 +3,7 @@
  * calls take it, everything else reaches Connect; deadlines, statuses and size limits as gRPC defines.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { connect as h2connect } from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, createClient } from "@connectrpc/connect";
 import {
@@ -210,6 +211,40 @@ describe("grpcUnaryHandler's authorize hook (the caller checked from the metadat
     const bad = (await call("bad")) as ConnectError;
     expect([bad.code, bad.rawMessage]).toEqual([Code.Unauthenticated, "refused: Bearer bad"]);
     expect(handled).toBe(before);
+  });
+
+  test("a refusal comes before the message is read: while it is still being sent, and whatever its framing", async () => {
+    const session = h2connect(url);
+    session.on("error", () => {});
+    const answer = (authorization: string | undefined, body: Buffer | null) =>
+      new Promise<Record<string, unknown>>((resolve, reject) => {
+        const req = session.request({
+          ":method": "POST",
+          ":path": PATH,
+          "content-type": "application/grpc",
+          ...(authorization ? { authorization } : {}),
+        });
+        req.on("response", (h) => resolve(h as Record<string, unknown>));
+        req.on("error", reject);
+        // null: the body never ends, as a caller still uploading.
+        if (body === null) req.write(Buffer.alloc(64));
+        else req.end(body);
+      });
+    try {
+      const before = handled;
+      const uploading = await answer("Bearer bad", null);
+      expect(uploading["grpc-status"]).toBe(String(Code.Unauthenticated));
+      // No message at all, or a cut envelope: refused for who calls, not for the framing.
+      expect((await answer(undefined, Buffer.alloc(0)))["grpc-status"]).toBe(String(Code.Unauthenticated));
+      expect((await answer("Bearer bad", Buffer.from([0, 0, 0, 0, 9, 1])))["grpc-status"]).toBe(
+        String(Code.Unauthenticated),
+      );
+      // An accepted caller's framing is judged as before.
+      expect((await answer("Bearer good", Buffer.alloc(0)))["grpc-status"]).toBe(String(Code.Unimplemented));
+      expect(handled).toBe(before);
+    } finally {
+      session.close();
+    }
   });
 
   test("an accepted caller is served, also when the check takes a while", async () => {
