@@ -8,7 +8,7 @@ import { ApiError, errorMessage } from "../http/errors.ts";
 import type { AuditLog } from "./audit.ts";
 import type { Authenticator } from "./authenticator.ts";
 import { ON_BEHALF_OF } from "./credential.ts";
-import { levelOf, type RouteRule, ruleFor, type ServiceName } from "./routes.ts";
+import { blockOf, levelOf, type RouteRule, ruleFor, type ServiceName } from "./routes.ts";
 import { type Level, meets, type Principal, type Scope, scopeProblem, scopesMeeting } from "./scopes.ts";
 
 export interface GuardOptions {
@@ -122,7 +122,7 @@ export class Guard {
     blockId?: string,
   ): Promise<{ principal: Principal; rule: RouteRule | undefined }> {
     const rule = ruleFor(service, method, path);
-    const principal = await this.require(creds, levelOf(rule), blockId);
+    const principal = await this.require(creds, levelOf(rule), blockId ?? blockOf(rule, path));
     return { principal, rule };
   }
 

@@ -8,7 +8,7 @@ import { resolveError } from "../http/errors.ts";
 import { callEntry } from "./audit.ts";
 import { ON_BEHALF_OF } from "./credential.ts";
 import type { Guard } from "./guard.ts";
-import { isAudited, levelOf, type RouteRule, ruleFor, type ServiceName } from "./routes.ts";
+import { blockOf, isAudited, levelOf, type RouteRule, ruleFor, type ServiceName } from "./routes.ts";
 import type { Principal } from "./scopes.ts";
 
 declare module "hono" {
@@ -56,7 +56,7 @@ export const guardRoutes =
         { authorization: c.req.header("authorization"), onBehalfOf: c.req.header(ON_BEHALF_OF) },
         level,
       );
-      guard.authorize(principal, level);
+      guard.authorize(principal, level, blockOf(rule, c.req.path));
     } catch (err) {
       const apiError = resolveError(err, c);
       await record(guard, service, c, rule, principal, apiError.status);

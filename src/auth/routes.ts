@@ -16,6 +16,8 @@ export interface RouteRule {
   path: string;
   level: Level;
   audit?: false;
+  /** For `infer`: the path parameter naming the block (an `infer:<block>` token reaches that block's row). */
+  block?: string;
 }
 
 export type ServiceName =
@@ -104,7 +106,8 @@ export const ROUTE_LEVELS: Record<ServiceName, readonly RouteRule[]> = {
     { method: "POST", path: "/api/createBlock", level: "operator" },
     { method: "GET", path: "/api/clusters", level: "read" },
     { method: "GET", path: "/api/blocks", level: "read" },
-    { method: "GET", path: "/api/blocks/:id", level: "read" },
+    // An inference-only token may read its own block (where to send its calls, aios infer).
+    { method: "GET", path: "/api/blocks/:id", level: "infer", block: "id" },
     { method: "DELETE", path: "/api/blocks/:id", level: "operator" },
     { method: "POST", path: "/api/blocks/:id/scale", level: "operator" },
     { method: "GET", path: "/api/blocks/:id/metrics", level: "read" },
@@ -161,7 +164,13 @@ const compile = (rule: RouteRule): CompiledRule => {
   const pattern = rule.path
     .split("/")
     .map((seg) =>
-      seg === "*" ? ".*" : seg.startsWith(":") ? "[^/]+" : seg.replace(/[.+?^${}()|[\]\\]/g, "\\$&"),
+      seg === "*"
+        ? ".*"
+        : seg === `:${rule.block}`
+          ? "(?<block>[^/]+)"
+          : seg.startsWith(":")
+            ? "[^/]+"
+            : seg.replace(/[.+?^${}()|[\]\\]/g, "\\$&"),
     )
     .join("/");
   return { ...rule, regex: new RegExp(`^${pattern === "" ? "/" : pattern}/?$`) };
@@ -187,6 +196,19 @@ export const ruleFor = (service: ServiceName, method: string, path: string): Rou
   }
   const m = method === "HEAD" ? "GET" : method;
   return rules.find((r) => r.method === m && r.regex.test(path));
+};
+
+/** The block a call names, for a rule with `block`; the raw segment when it is not a valid escape. */
+export const blockOf = (rule: RouteRule | undefined, path: string): string | undefined => {
+  if (rule?.block === undefined) return undefined;
+  const raw = "regex" in rule ? (rule as CompiledRule).regex.exec(path)?.groups?.block : undefined;
+  // Fail closed: undefined would let any infer:<block> token through; "" matches none.
+  if (raw === undefined) return "";
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
 };
 
 /** The level a call needs: its rule's; a call no row names needs a valid token (see ruleFor). */

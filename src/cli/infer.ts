@@ -68,7 +68,7 @@ const grpcFlag = (raw: string | undefined): string | undefined => {
   return url.replace(/\/+$/, "");
 };
 
-/** The block's gRPC address as the gateway reports it; a token that may only infer is told of --grpc. */
+/** The block's gRPC address as the gateway reports it (to infer:<block> tokens too); a refused token is told of --grpc. */
 const grpcUrlOf = async (client: GatewayClient, blockId: string): Promise<string> => {
   let block: BlockDetail;
   try {
@@ -223,7 +223,7 @@ fails (the block's error is printed).
                      prints progress each second on stderr and a summary (req/s, latency, instances)
   --concurrency C    tasks in flight at once with --repeat (default 1)
   --grpc ADDR        the block's gRPC address (host:port or http://host:port) instead of asking the
-                     gateway: for a token that may only infer (infer:<block>), which cannot read it
+                     gateway (which tells a token with infer:<block> where that block is)
 ${CLIENT_FLAGS_USAGE.replace("the gateway's answer", "the whole response")}`,
   async run(argv) {
     const { values, positionals } = parseFlags(

@@ -69,7 +69,7 @@ describe("aios with tokens, against aios up", () => {
     expect(refused.stderr).toContain("needs a token");
   });
 
-  test("an inference-only token: infer with --grpc; the gateway will not tell it where the block is", async () => {
+  test("an inference-only token: the gateway tells it where its own block is, and no other; --grpc too", async () => {
     const make = async (scope: string) => {
       const out = await aios(admin, "token", "create", "--name", `app ${scope}`, "--scope", scope, "--json");
       expect(out.status, out.stderr).toBe(0);
@@ -79,10 +79,16 @@ describe("aios with tokens, against aios up", () => {
     const otherOnly = { ...bare, AIOS_TOKEN: await make("infer:other") };
     const data = ["--data", '{"text":"what a lovely day"}'];
 
+    // The gateway tells an infer:demo token where demo is, and nothing else.
     const lookup = await aios(demoOnly, "infer", "demo", ...data);
-    expect(lookup.status).toBe(1);
-    expect(lookup.stderr).toContain("lacks the scope");
-    expect(lookup.stderr).toContain("--grpc host:port");
+    expect(lookup.status, lookup.stderr).toBe(0);
+    expect(JSON.parse(lookup.stdout)).toMatchObject({ label: "positive" });
+    const notItsBlock = await aios(otherOnly, "infer", "demo", ...data);
+    expect(notItsBlock.status).toBe(1);
+    expect(notItsBlock.stderr).toContain("lacks the scope");
+    expect(notItsBlock.stderr).toContain("infer:demo");
+    expect(notItsBlock.stderr).toContain("--grpc host:port");
+    expect((await aios(demoOnly, "get", "blocks")).stderr).toContain("lacks the scope");
     const direct = await aios(demoOnly, "infer", "demo", ...data, "--grpc", up.grpcUrl);
     expect(direct.status, direct.stderr).toBe(0);
     expect(JSON.parse(direct.stdout)).toMatchObject({ label: "positive" });

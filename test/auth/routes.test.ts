@@ -162,3 +162,33 @@ test("every service in the table is checked here or on a real server", () => {
         expect(["allocator", "executor", "instance"]).toContain(service);
   }
 });
+
+describe("rows naming their block (infer:<block> reaches that block only)", () => {
+  const withBlock = Object.entries(ROUTE_LEVELS).flatMap(([service, rules]) =>
+    rules.filter((r) => r.block !== undefined).map((r) => [service as ServiceName, r] as const),
+  );
+
+  test("each is an infer row whose path has the parameter", () => {
+    expect(withBlock.length).toBeGreaterThan(0);
+    for (const [, r] of withBlock) {
+      expect(r.level).toBe("infer");
+      expect(r.path.split("/")).toContain(`:${r.block}`);
+    }
+  });
+
+  for (const [service, rule] of withBlock) {
+    test(`${service} ${rule.method} ${rule.path}`, async () => {
+      const made = new TokenStore(store);
+      const forX1 = (await made.create({ name: "only x1", scopes: ["infer:x1"] }, "test")).token;
+      const forEscaped = (await made.create({ name: "only a-b", scopes: ["infer:a-b"] }, "test")).token;
+      const app = APPS[service]!(storeGuard(store));
+      const at = (id: string) => ({ ...rule, path: rule.path.replace(`:${rule.block}`, id) });
+      // concrete() puts x1 in the path: the token for x1 passes, the same token on x2 does not.
+      expect([401, 403]).not.toContain((await call(app, at("x1"), forX1)).status);
+      expect(await call(app, at("x2"), forX1)).toEqual({ status: 403, code: "forbidden" });
+      // The id is compared decoded, as the handler reads it; a bad escape matches no token.
+      expect([401, 403]).not.toContain((await call(app, at("a%2Db"), forEscaped)).status);
+      expect((await call(app, at("%E0%A4%A"), forX1)).status).toBe(403);
+    });
+  }
+});
