@@ -15,8 +15,9 @@ import {
   createConnectRouter,
 } from "@connectrpc/connect";
 import {
+  createAsyncIterable,
+  readAllBytes,
   type UniversalHandlerFn,
-  type UniversalServerResponse,
   uResponseNotFound,
 } from "@connectrpc/connect/protocol";
 import {
@@ -32,12 +33,6 @@ export type UniversalInterceptor = (next: UniversalHandlerFn) => UniversalHandle
 const CONNECT_UNARY_ERROR_TYPE = "application/json";
 const PARSE_FAILURE = "parse binary:";
 
-const readAll = async (body: AsyncIterable<Uint8Array>): Promise<Buffer> => {
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of body) chunks.push(chunk);
-  return Buffer.concat(chunks);
-};
-
 /** A Connect unary 500 saying the request message did not parse becomes 400 `invalid_argument`. */
 export const unparsableRequestIsInvalidArgument: UniversalInterceptor = (next) => async (req) => {
   const res = await next(req);
@@ -49,29 +44,25 @@ export const unparsableRequestIsInvalidArgument: UniversalInterceptor = (next) =
     res.header.has("content-encoding")
   )
     return res;
-  const bytes = await readAll(res.body);
-  const unchanged = (): UniversalServerResponse => ({ ...res, body: single(bytes) });
-  let error: { code?: unknown; message?: unknown };
+  // An error body is a few hundred bytes, already in memory: no cap of our own.
+  const bytes = await readAllBytes(res.body, Number.MAX_SAFE_INTEGER);
+  let error: { code?: unknown; message?: unknown } | null = null;
   try {
-    error = JSON.parse(bytes.toString("utf8"));
+    error = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
-    return unchanged();
+    // not JSON: left as it is
   }
   if (
-    error.code !== "internal" ||
+    error?.code !== "internal" ||
     typeof error.message !== "string" ||
     !error.message.startsWith(PARSE_FAILURE)
   )
-    return unchanged();
-  const body = Buffer.from(JSON.stringify({ ...error, code: "invalid_argument" }));
+    return { ...res, body: createAsyncIterable([bytes]) };
+  const body = new TextEncoder().encode(JSON.stringify({ ...error, code: "invalid_argument" }));
   const header = new Headers(res.header);
   header.set("content-length", String(body.byteLength));
-  return { ...res, status: 400, header, body: single(body) };
+  return { ...res, status: 400, header, body: createAsyncIterable([body]) };
 };
-
-async function* single(bytes: Uint8Array): AsyncIterable<Uint8Array> {
-  yield bytes;
-}
 
 export interface ConnectHandlerOptions extends ConnectRouterOptions {
   routes: (router: ConnectRouter) => void;
